@@ -1,0 +1,12 @@
+# Warnings and sanitizers applied to every ferry target through
+# ferry_target_defaults(<target>).
+function(ferry_target_defaults target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes>
+    $<$<AND:$<COMPILE_LANGUAGE:C>,$<BOOL:${FERRY_WERROR}>>:-Werror>)
+  if(FERRY_SANITIZE)
+    target_compile_options(${target} PRIVATE
+      $<$<COMPILE_LANGUAGE:C>:-fsanitize=${FERRY_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all>)
+    target_link_options(${target} PRIVATE -fsanitize=${FERRY_SANITIZE})
+  endif()
+endfunction()

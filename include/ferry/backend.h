@@ -1,0 +1,240 @@
+/*
+ * The ferry plugin ABI, versioned apart from the API.
+ *
+ * A backend is one entry function returning a table:
+ *
+ *   const ferry_backend *ferry_backend_<name>_entry(uint32_t host_abi_major);
+ *
+ * The table begins with a frozen prefix (abi_major .. flags) that never
+ * changes; fields after it are only ever appended within one major version,
+ * and struct_size tells the core how far the plugin's table reaches. The core
+ * rejects a wrong major, a struct_size shorter than ABI 1.0's table, or flags
+ * it does not know. A NULL op slot means "unsupported": the core returns
+ * FERRY_ERR_UNSUPPORTED for it without calling the plugin.
+ *
+ * The core hands the plugin a ferry_host_api (errors, logging, allocation,
+ * deferred errors) in init(); plugins never resolve core symbols, so they
+ * load with RTLD_LOCAL and carry no link dependency on libferry.
+ *
+ * Threading: every slot may be called from several threads at once, except
+ * that one backend stream is used by one thread at a time and an object is
+ * not used while it is being destroyed. Slots never print, abort or exit; a
+ * failing slot sets the thread's message through host->set_error.
+ */
+#ifndef FERRY_BACKEND_H
+#define FERRY_BACKEND_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <ferry/ferry.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_BACKEND_ABI_MAJOR 1u
+#define FERRY_BACKEND_ABI_MINOR 0u
+
+/* Flags in the frozen prefix. Unknown bits make the core reject the plugin. */
+enum {
+  /* The device's memory is host memory (cpu; OpenCL on PoCL or an APU). */
+  FERRY_BACKEND_FLAG_HOST_UNIFIED = 1u << 0,
+  /* Backend streams can wrap a framework's native stream. */
+  FERRY_BACKEND_FLAG_NATIVE_STREAMS = 1u << 1,
+  FERRY_BACKEND_FLAGS_KNOWN = (1u << 2) - 1u
+};
+
+/* Flags for the destroy slots. */
+enum {
+  /* Called in a fork()ed child: touch no driver and no thread; free only
+   * host memory the plugin itself allocated. */
+  FERRY_BE_DESTROY_FORKED = 1u << 0
+};
+
+/* Plugin-defined objects: each plugin defines these structs privately. */
+typedef struct ferry_be_context ferry_be_context;
+typedef struct ferry_be_buffer ferry_be_buffer;
+typedef struct ferry_be_stream ferry_be_stream;
+typedef struct ferry_be_event ferry_be_event;
+
+/* Services the core gives a plugin. Any function may be called from any
+ * thread, including the plugin's own worker threads. */
+typedef struct ferry_host_api {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t reserved;
+  /* Set the calling thread's error message; returns `status`. */
+  ferry_status (*set_error)(ferry_status status, const char *fmt, ...);
+  /* Trace line (printed only with FERRY_TRACE=1). */
+  void (*trace)(const char *backend, const char *fmt, ...);
+  /* Host allocation; alignment a power of two (0: malloc's). */
+  void *(*alloc)(uint64_t size, uint64_t alignment);
+  void (*free)(void *ptr);
+  /* Record an asynchronous error of op `seq` on the stream whose cookie the
+   * core passed to stream_create/stream_wrap. The first one since the last
+   * synchronize/query is what the core returns to the caller. */
+  void (*defer_error)(void *stream_cookie, uint64_t seq, const char *op,
+                      ferry_status status, const char *fmt, ...);
+  /* Mark the context whose cookie the core passed to context_create as lost
+   * (a device fault): every later call on it fails with `status`. */
+  void (*context_lost)(void *context_cookie, ferry_status status,
+                       const char *fmt, ...);
+  /* The backend is done with a stream cookie: its stream's queued work has
+   * finished and it will call defer_error with this cookie no more. Called
+   * exactly once per stream_create/stream_wrap that succeeded, from any
+   * thread, possibly after stream_destroy returned. */
+  void (*stream_released)(void *stream_cookie);
+} ferry_host_api;
+
+/* Where an op's operand lives, resolved by the core from a ferry_buffer or a
+ * caller's host pointer. The operand's address is base + offset where base is
+ * `ptr`; `buffer` is NULL for plain host memory of the caller. */
+typedef struct ferry_be_memref {
+  ferry_be_buffer *buffer; /* the plugin's buffer, or NULL */
+  void *ptr; /* host or device address of the buffer's start; NULL where the
+                backend has none (OpenCL device buffers) */
+  uint64_t offset;
+  ferry_memory_space space;
+} ferry_be_memref;
+
+/* A tensor operand: a memref plus the view (strides in elements, never 0 for
+ * a dimension of extent > 1: the core fills compact strides). */
+typedef struct ferry_be_tensor {
+  ferry_be_memref mem;
+  ferry_dtype dtype;
+  int32_t ndim;
+  int64_t shape[FERRY_MAX_DIMS];
+  int64_t strides[FERRY_MAX_DIMS];
+} ferry_be_tensor;
+
+/* What identifies one enqueued op: its stream's sequence number and name,
+ * for deferred errors. */
+typedef struct ferry_be_launch {
+  uint64_t seq;
+  const char *op;
+} ferry_be_launch;
+
+/* Parameters of a backend context. */
+typedef struct ferry_be_context_params {
+  uint32_t struct_size;
+  int device_index;
+  int num_threads; /* worker threads (0: backend's choice) */
+  /* hwloc cpuset for worker threads, as hwloc's list string ("0-7,16"), or
+   * "" for no binding. */
+  const char *cpuset;
+  void *context_cookie; /* for host->context_lost */
+} ferry_be_context_params;
+
+/* Ops on streams, declared once. X(name, parameter list after the stream and
+ * launch). Each becomes a table slot
+ *   ferry_status (*op_<name>)(ferry_be_stream *, const ferry_be_launch *, ...)
+ * and a core wrapper that returns FERRY_ERR_UNSUPPORTED when it is NULL.
+ * New ops are appended (ABI minor bump); never reorder. */
+#define FERRY_BACKEND_OPS(X)                                                   \
+  X(copy, (ferry_be_stream * s, const ferry_be_launch *l,                      \
+           const ferry_be_memref *dst, const ferry_be_memref *src,             \
+           uint64_t size))                                                     \
+  X(fill, (ferry_be_stream * s, const ferry_be_launch *l,                      \
+           const ferry_be_memref *dst, int value, uint64_t size))              \
+  X(host_fn, (ferry_be_stream * s, const ferry_be_launch *l,                   \
+              ferry_host_fn fn, void *user))
+
+#define FERRY_BE_OP_SLOT(name, params) ferry_status(*op_##name) params;
+
+typedef struct ferry_backend {
+  /* --- frozen prefix: identical in every ABI version --- */
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t struct_size; /* sizeof the plugin's table */
+  uint32_t flags;       /* FERRY_BACKEND_FLAG_* */
+  const char *name;     /* "cpu", "cuda", ... */
+  int32_t priority;     /* higher wins among equal candidates */
+  /* The oldest device capability the plugin's code runs on; devices below it
+   * are reported unusable with the reason. */
+  uint32_t min_capability_major;
+  uint32_t min_capability_minor;
+
+  /* --- ABI 1.0 --- */
+  /* Called once after the checks. A failure (e.g. no driver) keeps the
+   * plugin listed as unavailable with the message it set. */
+  ferry_status (*init)(const ferry_host_api *host);
+  void (*fini)(void);
+  ferry_status (*device_count)(int *out);
+  ferry_status (*device_info)(int device, ferry_device_info *out);
+
+  ferry_status (*context_create)(const ferry_be_context_params *params,
+                                 ferry_be_context **out);
+  void (*context_destroy)(ferry_be_context *ctx, uint32_t flags);
+
+  /* Device memory (FERRY_MEMORY_DEVICE only: host and pinned host memory is
+   * allocated by the core, NUMA-bound next to the device, and registered
+   * through host_register). *host_ptr / *device_ptr receive the buffer's
+   * addresses (NULL where none exists); *native the backend object (cl_mem)
+   * or NULL. size may be 0. */
+  ferry_status (*buffer_alloc)(ferry_be_context *ctx, ferry_memory_space space,
+                               uint64_t size, ferry_be_buffer **out,
+                               void **host_ptr, void **device_ptr,
+                               void **native);
+  /* Frees after any queued work of the context that may use it. */
+  void (*buffer_free)(ferry_be_context *ctx, ferry_be_buffer *buf,
+                      uint32_t flags);
+  /* Register host memory for device access (page-locked and mapped). *out
+   * receives a backend handle for ops on it (e.g. a cl_mem made with
+   * CL_MEM_USE_HOST_PTR), or NULL; *device_ptr the address kernels use (NULL
+   * where none). Memory someone else already registered is used as is:
+   * *owned = 0, and unregister then leaves it registered. NULL slot: host
+   * memory is device-visible as it is (cpu). size > 0. */
+  ferry_status (*host_register)(ferry_be_context *ctx, void *ptr, uint64_t size,
+                                ferry_be_buffer **out, void **device_ptr,
+                                int *owned);
+  void (*host_unregister)(ferry_be_context *ctx, ferry_be_buffer *buf,
+                          void *ptr, int owned, uint32_t flags);
+
+  /* Streams. `cookie` identifies the core stream for host->defer_error. */
+  ferry_status (*stream_create)(ferry_be_context *ctx, void *cookie,
+                                ferry_be_stream **out);
+  ferry_status (*stream_wrap)(ferry_be_context *ctx, void *native,
+                              void *cookie, ferry_be_stream **out);
+  /* Returns at once; queued work completes first, then resources go. */
+  void (*stream_destroy)(ferry_be_stream *s, uint32_t flags);
+  ferry_status (*stream_synchronize)(ferry_be_stream *s);
+  /* FERRY_OK when idle, FERRY_ERR_NOT_READY when busy. */
+  ferry_status (*stream_query)(ferry_be_stream *s);
+  ferry_status (*stream_wait_event)(ferry_be_stream *s, ferry_be_event *e);
+  ferry_status (*stream_native)(ferry_be_stream *s, void **out);
+
+  ferry_status (*event_create)(ferry_be_context *ctx, ferry_be_event **out);
+  void (*event_destroy)(ferry_be_event *e, uint32_t flags);
+  ferry_status (*event_record)(ferry_be_event *e, ferry_be_stream *s);
+  ferry_status (*event_synchronize)(ferry_be_event *e);
+  ferry_status (*event_query)(ferry_be_event *e);
+  ferry_status (*event_elapsed_ms)(ferry_be_event *start, ferry_be_event *end,
+                                   double *out);
+  ferry_status (*event_native)(ferry_be_event *e, void **out);
+
+  /* Ops (ABI 1.0 set). */
+  FERRY_BACKEND_OPS(FERRY_BE_OP_SLOT)
+} ferry_backend;
+
+/* The frozen prefix's size: a table shorter than ABI 1.0's full table is
+ * rejected. */
+#define FERRY_BACKEND_PREFIX_SIZE offsetof(ferry_backend, init)
+
+/* The entry point's type. */
+typedef const ferry_backend *(*ferry_backend_entry_fn)(uint32_t host_abi_major);
+
+/* Plugins export their entry with this (default visibility, C linkage). */
+#if defined(__GNUC__)
+#define FERRY_BACKEND_EXPORT                                                   \
+  __attribute__((visibility("default"))) extern
+#else
+#define FERRY_BACKEND_EXPORT extern
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_BACKEND_H */
