@@ -83,8 +83,8 @@ const ferry_backend *ferry_backend_cpu_entry(uint32_t host_abi_major);
 typedef struct ferry__choice {
   const ferry__plugin *plugin;
   int device;
-  char cpuset[1024];  /* hwloc list string for the worker pool, "" = any */
-  char nodeset[1024]; /* hwloc list string of NUMA OS indices, "" = any */
+  char cpuset[256];  /* hwloc list string for the worker pool, "" = any */
+  char nodeset[256]; /* hwloc list string of NUMA OS indices, "" = any */
 } ferry__choice;
 
 /* Resolve a backend request (the options' string, else FERRY_BACKEND, else
@@ -148,12 +148,27 @@ struct ferry_buffer {
   void *device_ptr;
   void *native;
   atomic_int refs;
+  /* Host memory the core allocated (a ferry__host_mem, see host_memory.h). */
+  void *host_mem;
+  /* Registration with the backend (pinned host memory). */
+  bool registered;
+  int reg_owned;
   /* Imported (DLPack) or wrapped memory: called when the last ref goes. */
   void (*release)(void *arg);
   void *release_arg;
 };
 
 void ferry__buffer_retain(ferry_buffer *b);
+/* Resolve a byte range of a buffer for the backend, checking that it lies
+ * within the buffer and that the buffer belongs to `ctx`. */
+ferry_status ferry__buffer_memref(ferry_context *ctx, const char *arg,
+                                  const ferry_buffer *buf, uint64_t offset,
+                                  uint64_t size, ferry_be_memref *out);
+/* A buffer object around memory the core does not own (DLPack import). */
+ferry_status ferry__buffer_foreign(ferry_context *ctx, ferry_memory_space space,
+                                   void *host_ptr, void *device_ptr,
+                                   uint64_t size, void (*release)(void *),
+                                   void *release_arg, ferry_buffer **out);
 
 struct ferry_stream {
   ferry_context *ctx;
@@ -168,6 +183,11 @@ struct ferry_event {
   pthread_mutex_t lock;
   ferry__sink *recorded; /* sink of the stream last recorded on, or NULL */
 };
+
+/* Assign the next sequence number of `stream` to an op named `op` (after
+ * checking the context is not lost). */
+ferry_status ferry__stream_launch(ferry_stream *stream, const char *op,
+                                  ferry_be_launch *out);
 
 /* Validate a tensor argument and resolve it for the backend: its buffer (if
  * any) belongs to `ctx`, its dtype/shape/strides are sane, and the viewed

@@ -133,13 +133,13 @@ typedef struct ferry_be_context_params {
  * and a core wrapper that returns FERRY_ERR_UNSUPPORTED when it is NULL.
  * New ops are appended (ABI minor bump); never reorder. */
 #define FERRY_BACKEND_OPS(X)                                                   \
-  X(copy, (ferry_be_stream * s, const ferry_be_launch *l,                      \
-           const ferry_be_memref *dst, const ferry_be_memref *src,             \
-           uint64_t size))                                                     \
+  X(copy,                                                                      \
+    (ferry_be_stream * s, const ferry_be_launch *l,                            \
+     const ferry_be_memref *dst, const ferry_be_memref *src, uint64_t size))   \
   X(fill, (ferry_be_stream * s, const ferry_be_launch *l,                      \
            const ferry_be_memref *dst, int value, uint64_t size))              \
-  X(host_fn, (ferry_be_stream * s, const ferry_be_launch *l,                   \
-              ferry_host_fn fn, void *user))
+  X(host_fn, (ferry_be_stream * s, const ferry_be_launch *l, ferry_host_fn fn, \
+              void *user))
 
 #define FERRY_BE_OP_SLOT(name, params) ferry_status(*op_##name) params;
 
@@ -195,8 +195,8 @@ typedef struct ferry_backend {
   /* Streams. `cookie` identifies the core stream for host->defer_error. */
   ferry_status (*stream_create)(ferry_be_context *ctx, void *cookie,
                                 ferry_be_stream **out);
-  ferry_status (*stream_wrap)(ferry_be_context *ctx, void *native,
-                              void *cookie, ferry_be_stream **out);
+  ferry_status (*stream_wrap)(ferry_be_context *ctx, void *native, void *cookie,
+                              ferry_be_stream **out);
   /* Returns at once; queued work completes first, then resources go. */
   void (*stream_destroy)(ferry_be_stream *s, uint32_t flags);
   ferry_status (*stream_synchronize)(ferry_be_stream *s);
@@ -214,6 +214,11 @@ typedef struct ferry_backend {
                                    double *out);
   ferry_status (*event_native)(ferry_be_event *e, void **out);
 
+  /* Waits until every stream of the context is idle. */
+  ferry_status (*context_synchronize)(ferry_be_context *ctx);
+  /* Worker threads the context runs host work on (0 where none). */
+  int (*context_num_threads)(ferry_be_context *ctx);
+
   /* Ops (ABI 1.0 set). */
   FERRY_BACKEND_OPS(FERRY_BE_OP_SLOT)
 } ferry_backend;
@@ -227,8 +232,7 @@ typedef const ferry_backend *(*ferry_backend_entry_fn)(uint32_t host_abi_major);
 
 /* Plugins export their entry with this (default visibility, C linkage). */
 #if defined(__GNUC__)
-#define FERRY_BACKEND_EXPORT                                                   \
-  __attribute__((visibility("default"))) extern
+#define FERRY_BACKEND_EXPORT __attribute__((visibility("default"))) extern
 #else
 #define FERRY_BACKEND_EXPORT extern
 #endif

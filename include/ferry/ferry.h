@@ -49,18 +49,18 @@ typedef enum ferry_status {
   /* 1xx: the caller passed something wrong. */
   FERRY_ERR_INVALID_ARGUMENT = 100, /* a value is not acceptable */
   FERRY_ERR_NULL_POINTER = 101,     /* a required pointer or handle is NULL */
-  FERRY_ERR_STRUCT_SIZE = 102,      /* an options struct's struct_size is wrong */
-  FERRY_ERR_OUT_OF_RANGE = 103,     /* an index or size is outside its range */
-  FERRY_ERR_MISMATCH = 104, /* arguments disagree: contexts, memory spaces,
-                               dtypes, shapes */
-  FERRY_ERR_BAD_FORMAT = 105, /* a file or string is malformed */
+  FERRY_ERR_STRUCT_SIZE = 102,  /* an options struct's struct_size is wrong */
+  FERRY_ERR_OUT_OF_RANGE = 103, /* an index or size is outside its range */
+  FERRY_ERR_MISMATCH = 104,     /* arguments disagree: contexts, memory spaces,
+                                   dtypes, shapes */
+  FERRY_ERR_BAD_FORMAT = 105,   /* a file or string is malformed */
 
   /* 2xx: what was asked for is not available here. */
   FERRY_ERR_UNSUPPORTED = 200,     /* the backend lacks this operation */
   FERRY_ERR_NO_BACKEND = 201,      /* the named backend is not available */
   FERRY_ERR_NO_DEVICE = 202,       /* the backend has no (usable) device */
   FERRY_ERR_PLUGIN_REJECTED = 203, /* a plugin failed the loader's checks */
-  FERRY_ERR_DEVICE_TOO_OLD = 204,  /* the device is below the plugin's minimum */
+  FERRY_ERR_DEVICE_TOO_OLD = 204, /* the device is below the plugin's minimum */
 
   /* 3xx: resources. */
   FERRY_ERR_OUT_OF_MEMORY = 300,        /* host memory */
@@ -68,12 +68,12 @@ typedef enum ferry_status {
   FERRY_ERR_IO = 302,                   /* a file could not be read/written */
 
   /* 4xx: state and runtime. */
-  FERRY_ERR_NOT_READY = 400,     /* query: work is still in flight */
-  FERRY_ERR_CONTEXT_LOST = 401,  /* a device fault; destroy the context */
-  FERRY_ERR_FORKED = 402,        /* called in a fork()ed child */
-  FERRY_ERR_BACKEND = 403,       /* the vendor runtime reported an error */
-  FERRY_ERR_BUSY = 404,          /* the object is in use */
-  FERRY_ERR_INTERNAL = 499       /* a bug in ferry: please report it */
+  FERRY_ERR_NOT_READY = 400,    /* query: work is still in flight */
+  FERRY_ERR_CONTEXT_LOST = 401, /* a device fault; destroy the context */
+  FERRY_ERR_FORKED = 402,       /* called in a fork()ed child */
+  FERRY_ERR_BACKEND = 403,      /* the vendor runtime reported an error */
+  FERRY_ERR_BUSY = 404,         /* the object is in use */
+  FERRY_ERR_INTERNAL = 499      /* a bug in ferry: please report it */
 } ferry_status;
 
 /* A static English name for a status ("FERRY_ERR_NULL_POINTER"), never NULL. */
@@ -94,7 +94,8 @@ typedef struct ferry_error_info {
   uint64_t sequence; /* the op's sequence number on its stream */
   const char *message;
 } ferry_error_info;
-#define FERRY_ERROR_INFO_INIT {sizeof(ferry_error_info), FERRY_OK, "", 0, ""}
+#define FERRY_ERROR_INFO_INIT                                                  \
+  { .struct_size = sizeof(ferry_error_info) }
 FERRY_API ferry_status ferry_last_error_info(ferry_error_info *out);
 
 /* ------------------------------------------------------------------------ */
@@ -125,29 +126,32 @@ typedef struct ferry_device_info {
    * capability, AMD gfx major/minor, OpenCL version. */
   uint32_t capability_major;
   uint32_t capability_minor;
-  uint32_t base_address_align; /* bytes a buffer's base must be aligned to */
-  uint32_t host_unified_memory; /* nonzero: device memory is host memory */
-  uint32_t usable;              /* zero: see reason */
+  uint32_t base_address_align;   /* bytes a buffer's base must be aligned to */
+  uint32_t host_unified_memory;  /* nonzero: device memory is host memory */
+  uint32_t usable;               /* zero: see reason */
   char reason[FERRY_REASON_MAX]; /* why unusable, or "" */
 } ferry_device_info;
-#define FERRY_DEVICE_INFO_INIT {sizeof(ferry_device_info)}
+#define FERRY_DEVICE_INFO_INIT                                                 \
+  { .struct_size = sizeof(ferry_device_info) }
 
 /* What the loader found for one backend (plugin or built in). */
 typedef struct ferry_backend_info {
   size_t struct_size;
   char name[FERRY_NAME_MAX];
-  char path[512];              /* the plugin file, or "(built in)" */
+  char path[512]; /* the plugin file, or "(built in)" */
   uint32_t abi_major;
   uint32_t abi_minor;
-  int available;               /* loaded, initialised, and has a usable device */
-  int device_count;            /* devices it reports (usable or not) */
+  int available;    /* loaded, initialised, and has a usable device */
+  int device_count; /* devices it reports (usable or not) */
   char reason[FERRY_REASON_MAX]; /* why unavailable, or "" */
 } ferry_backend_info;
-#define FERRY_BACKEND_INFO_INIT {sizeof(ferry_backend_info)}
+#define FERRY_BACKEND_INFO_INIT                                                \
+  { .struct_size = sizeof(ferry_backend_info) }
 
 /* Backends the loader knows of (loaded or rejected), in discovery order. */
 FERRY_API ferry_status ferry_backend_count(int *out);
-FERRY_API ferry_status ferry_backend_get_info(int index, ferry_backend_info *out);
+FERRY_API ferry_status ferry_backend_get_info(int index,
+                                              ferry_backend_info *out);
 /* Device `device` of the backend named `backend`. */
 FERRY_API ferry_status ferry_backend_get_device_info(const char *backend,
                                                      int device,
@@ -164,10 +168,15 @@ typedef struct ferry_context_options {
    * comma list ("hip,opencl,cpu") falls through in order. Precedence: this
    * field, then the FERRY_BACKEND environment variable, then the topology. */
   const char *backend;
-  int device_index; /* -1: choose (lowest PCI bus id); else the backend's index */
+  int device_index; /* -1: choose (lowest PCI bus id); else the backend's index
+                     */
   int num_threads;  /* worker pool size; 0: the cores of the chosen cpuset */
 } ferry_context_options;
-#define FERRY_CONTEXT_OPTIONS_INIT {sizeof(ferry_context_options), NULL, -1, 0}
+#define FERRY_CONTEXT_OPTIONS_INIT                                             \
+  {                                                                            \
+    .struct_size = sizeof(ferry_context_options), .backend = NULL,             \
+    .device_index = -1, .num_threads = 0                                       \
+  }
 
 /* opts may be NULL (all defaults). */
 FERRY_API ferry_status ferry_context_create(const ferry_context_options *opts,
@@ -183,9 +192,13 @@ typedef struct ferry_context_info {
   ferry_device_info device;
   int num_threads; /* worker pool threads */
   int lost;        /* nonzero once a device fault has been reported */
+  /* Where host memory and the worker pool are placed (hwloc list strings:
+   * NUMA node OS indices and PUs), "" when unrestricted. */
+  char numa_nodes[256];
+  char cpuset[256];
 } ferry_context_info;
 #define FERRY_CONTEXT_INFO_INIT                                                \
-  {sizeof(ferry_context_info), "", 0, FERRY_DEVICE_INFO_INIT, 0, 0}
+  { .struct_size = sizeof(ferry_context_info) }
 FERRY_API ferry_status ferry_context_get_info(const ferry_context *ctx,
                                               ferry_context_info *out);
 
@@ -217,13 +230,27 @@ typedef struct ferry_buffer_info {
   void *device_pointer;
   /* The backend's native object (cl_mem on OpenCL), or NULL. */
   void *native_handle;
+  /* Host memory allocated by ferry: confirmed bound to these NUMA nodes
+   * (hwloc list of OS indices). numa_bound is 0 for device memory, memory
+   * ferry did not allocate, or when the binding could not be confirmed. */
+  int numa_bound;
+  char numa_nodes[256];
 } ferry_buffer_info;
-#define FERRY_BUFFER_INFO_INIT {sizeof(ferry_buffer_info)}
+#define FERRY_BUFFER_INFO_INIT                                                 \
+  { .struct_size = sizeof(ferry_buffer_info) }
 
 /* size may be 0 (a valid, empty buffer). */
 FERRY_API ferry_status ferry_buffer_create(ferry_context *ctx,
                                            ferry_memory_space space,
                                            uint64_t size, ferry_buffer **out);
+/* Wrap a caller's host memory in place (not copied) as a pinned host buffer:
+ * registered with the backend for device access, unregistered again when the
+ * buffer goes. Memory someone else already registered (e.g. a framework's
+ * pinned tensor) is used as is and left registered. The memory stays the
+ * caller's and must outlive the buffer. */
+FERRY_API ferry_status ferry_buffer_wrap_host(ferry_context *ctx, void *ptr,
+                                              uint64_t size,
+                                              ferry_buffer **out);
 /* Releases the caller's reference. Memory is freed when the last reference
  * (the caller's, or one held by an exported DLPack tensor) is gone, after the
  * context's queued work that may use it has finished. */
@@ -234,12 +261,9 @@ FERRY_API ferry_status ferry_buffer_get_info(const ferry_buffer *buf,
 /* Asynchronous copies, ordered on `stream`. Host memory passed in stays the
  * caller's and must stay valid until the copy has completed (synchronize the
  * stream or an event recorded after it). Ranges are bounds-checked. */
-FERRY_API ferry_status ferry_buffer_copy_async(ferry_stream *stream,
-                                               ferry_buffer *dst,
-                                               uint64_t dst_offset,
-                                               const ferry_buffer *src,
-                                               uint64_t src_offset,
-                                               uint64_t size);
+FERRY_API ferry_status ferry_buffer_copy_async(
+    ferry_stream *stream, ferry_buffer *dst, uint64_t dst_offset,
+    const ferry_buffer *src, uint64_t src_offset, uint64_t size);
 FERRY_API ferry_status ferry_buffer_write_async(ferry_stream *stream,
                                                 ferry_buffer *dst,
                                                 uint64_t dst_offset,
@@ -322,10 +346,9 @@ ferry_tensor_to_dlpack(ferry_context *ctx, const ferry_tensor *tensor,
  * the returned buffer calls its deleter when destroyed. *out_tensor views the
  * imported data. The device must be this context's (kDLCPU for cpu; host
  * memory is accepted by every backend as host memory). */
-FERRY_API ferry_status
-ferry_buffer_from_dlpack(ferry_context *ctx,
-                         struct DLManagedTensorVersioned *managed,
-                         ferry_buffer **out_buffer, ferry_tensor *out_tensor);
+FERRY_API ferry_status ferry_buffer_from_dlpack(
+    ferry_context *ctx, struct DLManagedTensorVersioned *managed,
+    ferry_buffer **out_buffer, ferry_tensor *out_tensor);
 /* The same for the legacy (unversioned) struct, as PyTorch 1.13 exports. */
 FERRY_API ferry_status ferry_buffer_from_dlpack_legacy(
     ferry_context *ctx, struct DLManagedTensor *managed,

@@ -14,7 +14,8 @@ const char *ferry_test_backend(void) {
 ferry_context *ferry_test_context(void) {
   ferry_context_options o = FERRY_CONTEXT_OPTIONS_INIT;
   o.backend = ferry_test_backend();
-  cr_assert_not_null(o.backend, "not a backend test (FERRY_TEST_BACKEND unset)");
+  cr_assert_not_null(o.backend,
+                     "not a backend test (FERRY_TEST_BACKEND unset)");
   ferry_context *ctx = NULL;
   ferry_status st = ferry_context_create(&o, &ctx);
   cr_assert_eq(st, FERRY_OK, "context on %s: %s: %s", o.backend,
