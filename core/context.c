@@ -88,15 +88,81 @@ ferry_status ferry_context_create(const ferry_context_options *opts,
   return FERRY_OK;
 }
 
+#define LIST_ADD(head, node)                                                   \
+  do {                                                                         \
+    (node)->prev = NULL;                                                       \
+    (node)->next = (head);                                                     \
+    if (head)                                                                  \
+      (head)->prev = (node);                                                   \
+    (head) = (node);                                                           \
+  } while (0)
+#define LIST_REMOVE(head, node)                                                \
+  do {                                                                         \
+    if ((node)->prev)                                                          \
+      (node)->prev->next = (node)->next;                                       \
+    else                                                                       \
+      (head) = (node)->next;                                                   \
+    if ((node)->next)                                                          \
+      (node)->next->prev = (node)->prev;                                       \
+  } while (0)
+
+void ferry__context_add_stream(ferry_context *ctx, ferry_stream *s) {
+  pthread_mutex_lock(&ctx->lock);
+  LIST_ADD(ctx->streams, s);
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+void ferry__context_remove_stream(ferry_context *ctx, ferry_stream *s) {
+  /* A forked child has one thread, and the lock may have been held by
+   * another thread of the parent at fork time: never take it there. */
+  bool forked = ferry__forked();
+  if (!forked)
+    pthread_mutex_lock(&ctx->lock);
+  LIST_REMOVE(ctx->streams, s);
+  if (!forked)
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void ferry__context_add_event(ferry_context *ctx, ferry_event *e) {
+  pthread_mutex_lock(&ctx->lock);
+  LIST_ADD(ctx->events, e);
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+void ferry__context_remove_event(ferry_context *ctx, ferry_event *e) {
+  /* A forked child has one thread, and the lock may have been held by
+   * another thread of the parent at fork time: never take it there. */
+  bool forked = ferry__forked();
+  if (!forked)
+    pthread_mutex_lock(&ctx->lock);
+  LIST_REMOVE(ctx->events, e);
+  if (!forked)
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 void ferry_context_destroy(ferry_context *ctx) {
   if (ctx == NULL)
     return;
   ferry__clear_error();
-  uint32_t flags = ferry__forked() ? FERRY_BE_DESTROY_FORKED : 0;
-  /* The backend waits for all work and releases every stream it still
-   * holds (each calls stream_released), then frees itself. */
+  bool forked = ferry__forked();
+  uint32_t flags = forked ? FERRY_BE_DESTROY_FORKED : 0;
+  /* Streams and events the caller left alive go first, through their
+   * backend, as if destroyed in order; then the backend waits for all work
+   * and frees itself. */
+  while (ctx->events) {
+    ferry_event *e = ctx->events;
+    ctx->events = e->next;
+    ctx->be->event_destroy(e->impl, flags);
+    ferry__event_free(e, forked);
+  }
+  while (ctx->streams) {
+    ferry_stream *s = ctx->streams;
+    ctx->streams = s->next;
+    ctx->be->stream_destroy(s->impl, flags);
+    ferry__stream_free(s, forked);
+  }
   ctx->be->context_destroy(ctx->impl, flags);
-  if (!flags)
+  if (!forked)
     pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

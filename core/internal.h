@@ -134,7 +134,20 @@ struct ferry_context {
   char orphan_op[32];
   char orphan_message[512];
   atomic_int live_streams; /* streams whose backend part is not released */
+  /* Core streams and events the caller has not destroyed yet (under lock):
+   * ferry_context_destroy frees what is left. */
+  struct ferry_stream *streams;
+  struct ferry_event *events;
 };
+
+/* Link/unlink core objects in their context's lists (takes ctx->lock). */
+void ferry__context_add_stream(ferry_context *ctx, struct ferry_stream *s);
+void ferry__context_remove_stream(ferry_context *ctx, struct ferry_stream *s);
+void ferry__context_add_event(ferry_context *ctx, struct ferry_event *e);
+void ferry__context_remove_event(ferry_context *ctx, struct ferry_event *e);
+/* Free a stream's / event's core part after its backend part is gone. */
+void ferry__stream_free(struct ferry_stream *s, bool forked);
+void ferry__event_free(struct ferry_event *e, bool forked);
 
 /* Check the context is usable (not lost); sets the error. */
 ferry_status ferry__context_check(const ferry_context *ctx);
@@ -172,6 +185,7 @@ ferry_status ferry__buffer_foreign(ferry_context *ctx, ferry_memory_space space,
 
 struct ferry_stream {
   ferry_context *ctx;
+  struct ferry_stream *prev, *next; /* the context's list */
   ferry_be_stream *impl;
   ferry__sink *sink;
   uint64_t next_seq; /* one thread at a time uses a stream */
@@ -179,6 +193,7 @@ struct ferry_stream {
 
 struct ferry_event {
   ferry_context *ctx;
+  struct ferry_event *prev, *next; /* the context's list */
   ferry_be_event *impl;
   pthread_mutex_t lock;
   ferry__sink *recorded; /* sink of the stream last recorded on, or NULL */

@@ -87,6 +87,7 @@ static ferry_status stream_new(ferry_context *ctx, void *native,
   s->ctx = ctx;
   s->sink = sink;
   s->next_seq = 1;
+  ferry__context_add_stream(ctx, s);
   *out = s;
   return FERRY_OK;
 }
@@ -116,19 +117,23 @@ ferry_status ferry_stream_wrap_native(ferry_context *ctx, void *native,
   return stream_new(ctx, native, out);
 }
 
+void ferry__stream_free(ferry_stream *stream, bool forked) {
+  /* In a forked child the sink may be shared with a backend whose threads
+   * are gone: leave it. */
+  if (!forked)
+    ferry__sink_release(stream->sink);
+  free(stream);
+}
+
 void ferry_stream_destroy(ferry_stream *stream) {
   if (stream == NULL)
     return;
   ferry__clear_error();
   bool forked = ferry__forked();
+  ferry__context_remove_stream(stream->ctx, stream);
   stream->ctx->be->stream_destroy(stream->impl,
                                   forked ? FERRY_BE_DESTROY_FORKED : 0);
-  if (forked) {
-    free(stream); /* the sink may be shared with the backend: leave it */
-    return;
-  }
-  ferry__sink_release(stream->sink);
-  free(stream);
+  ferry__stream_free(stream, forked);
 }
 
 ferry_status ferry_stream_synchronize(ferry_stream *stream) {
@@ -152,10 +157,12 @@ ferry_status ferry_stream_query(ferry_stream *stream) {
   ferry_status st = ferry__context_check(stream->ctx);
   if (st != FERRY_OK)
     return st;
+  /* Ask the backend first: an error raised by the work that just finished is
+   * then already in the sink. */
+  st = stream->ctx->be->stream_query(stream->impl);
   ferry_status deferred = ferry__sink_take(stream->sink);
   if (deferred != FERRY_OK)
     return deferred;
-  st = stream->ctx->be->stream_query(stream->impl);
   if (st == FERRY_ERR_NOT_READY)
     return ferry__error(FERRY_ERR_NOT_READY,
                         "ferry_stream_query: work is still queued");
@@ -254,8 +261,17 @@ ferry_status ferry_event_create(ferry_context *ctx, ferry_event **out) {
   }
   e->ctx = ctx;
   pthread_mutex_init(&e->lock, NULL);
+  ferry__context_add_event(ctx, e);
   *out = e;
   return FERRY_OK;
+}
+
+void ferry__event_free(ferry_event *event, bool forked) {
+  if (!forked) {
+    ferry__sink_release(event->recorded);
+    pthread_mutex_destroy(&event->lock);
+  }
+  free(event);
 }
 
 void ferry_event_destroy(ferry_event *event) {
@@ -263,13 +279,10 @@ void ferry_event_destroy(ferry_event *event) {
     return;
   ferry__clear_error();
   bool forked = ferry__forked();
+  ferry__context_remove_event(event->ctx, event);
   event->ctx->be->event_destroy(event->impl,
                                 forked ? FERRY_BE_DESTROY_FORKED : 0);
-  if (!forked) {
-    ferry__sink_release(event->recorded);
-    pthread_mutex_destroy(&event->lock);
-  }
-  free(event);
+  ferry__event_free(event, forked);
 }
 
 ferry_status ferry_event_record(ferry_event *event, ferry_stream *stream) {

@@ -12,7 +12,7 @@ function(ferry_stub_plugin dir name variant)
   string(MAKE_C_IDENTIFIER "stub_${dir}_${name}" target)
   add_library(${target} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/stub_backend/stub_backend.c)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/include)
-  target_compile_definitions(${target} PRIVATE
+  target_compile_definitions(${target} PRIVATE _GNU_SOURCE
     STUB_NAME="${name}" STUB_VARIANT=${variant} STUB_ENTRY=${entry})
   set_target_properties(${target} PROPERTIES PREFIX "" OUTPUT_NAME "libferry-${name}"
     LIBRARY_OUTPUT_DIRECTORY ${FERRY_STUB_DIR}/${dir})

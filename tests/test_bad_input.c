@@ -137,8 +137,6 @@ Test(bad_input, names_indices_and_option_values) {
   o.backend = "vulkan";
   FERRY_EXPECT(ferry_context_create(&o, &ctx), FERRY_ERR_NO_BACKEND);
   FERRY_EXPECT_MESSAGE("vulkan");
-  o.backend = "";
-  FERRY_EXPECT(ferry_context_create(&o, &ctx), FERRY_ERR_INVALID_ARGUMENT);
   o.backend = ",,";
   FERRY_EXPECT(ferry_context_create(&o, &ctx), FERRY_ERR_INVALID_ARGUMENT);
   o.backend = ferry_test_backend();

@@ -417,6 +417,9 @@ FERRY_API ferry_status ferry_event_elapsed_ms(ferry_event *start,
 FERRY_API ferry_status ferry_event_native_handle(const ferry_event *event,
                                                  void **out);
 
+/* Topology and backend selection (hwloc). */
+#include <ferry/topology.h>
+
 #ifdef __cplusplus
 }
 #endif

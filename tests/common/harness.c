@@ -77,10 +77,13 @@ static int backend_unavailable(const char *be) {
 
 int main(int argc, char *argv[]) {
   const char *be = ferry_test_backend();
-  /* Probe in a child-free way before Criterion forks: the probe context is
-   * destroyed again, and each test creates its own. */
-  if (be && backend_unavailable(be))
-    return 77;
+  /* Criterion re-executes this program for every test: probe once, in the
+   * first process, and let the test processes inherit the answer. */
+  if (be && getenv("FERRY_TEST_PROBED") == NULL) {
+    if (backend_unavailable(be))
+      return 77;
+    setenv("FERRY_TEST_PROBED", "1", 1);
+  }
   struct criterion_test_set *tests = criterion_initialize();
   int result = 0;
   if (criterion_handle_args(argc, argv, true))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds ferry with every backend whose toolchain is present and runs its
+# benchmarks on every backend that has a device here, writing the results to
+# build/bench-results.json (docs/benchmarks.md). Extra arguments go to
+# ferry-bench (e.g. --quick, or a benchmark name).
+#
+#   bash .ci/build-and-bench.sh [FERRY-BENCH ARGS...]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+build=${FERRY_BUILD_DIR:-$ferry_src/build}
+export POCL_CACHE_DIR=$build/pocl-cache
+
+stage deps ferry_install_deps
+stage configure ferry_configure "$build"
+stage build ferry_build "$build"
+stage bench "$build/bin/ferry-bench" --json "$build/bench-results.json" "$@"

@@ -1,0 +1,37 @@
+/* What every ferry-bench benchmark sees: the run's settings, the backend it
+ * runs on, and the result list it appends to. A benchmark is one function of
+ * type bench_fn listed in main.c's table. */
+#ifndef FERRY_BENCH_BENCH_H
+#define FERRY_BENCH_BENCH_H
+
+#include <ferry/ferry.h>
+#include <stdint.h>
+
+#include "results.h"
+
+typedef struct bench_config {
+  int quick;          /* small sizes and few repetitions (smoke runs) */
+  int warmup;         /* untimed repetitions before the timed ones */
+  int reps;           /* timed repetitions; results are their median */
+  uint64_t llc_bytes; /* the host's last-level cache */
+} bench_config;
+
+/* One backend, with a context created under its strict name. */
+typedef struct bench_target {
+  ferry_context *ctx;
+  ferry_context_info info; /* backend, device, worker threads, cpuset */
+} bench_target;
+
+/* Runs one benchmark on one backend, appending results and printing a line
+ * for anything it skips. Returns 0, or -1 after printing what failed. */
+typedef int (*bench_fn)(const bench_config *cfg, const bench_target *target,
+                        bench_results *out);
+
+/* The limits every other benchmark is judged against (copy.c). */
+int bench_copy(const bench_config *cfg, const bench_target *target,
+               bench_results *out);
+
+/* Prints "ferry-bench: <what>: <status>: <message>" and returns -1. */
+int bench_fail(const char *what, ferry_status status);
+
+#endif
