@@ -47,13 +47,19 @@ ferry_status ferry_tensor_make(ferry_buffer *buffer, uint64_t byte_offset,
                         "ferry_tensor_make: argument 'shape' is NULL with "
                         "ndim %d",
                         ndim);
+  /* Check ndim before reading `shape`: the caller's array has ndim items. */
+  if (ndim < 0 || ndim > FERRY_MAX_DIMS)
+    return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                        "ferry_tensor_make: argument 'ndim' is %d, outside "
+                        "[0, %d]",
+                        ndim, FERRY_MAX_DIMS);
   ferry_tensor t;
   memset(&t, 0, sizeof t);
   t.buffer = buffer;
   t.byte_offset = byte_offset;
   t.dtype = dtype;
   t.ndim = ndim;
-  for (int32_t i = 0; i < ndim && i < FERRY_MAX_DIMS; i++)
+  for (int32_t i = 0; i < ndim; i++)
     t.shape[i] = shape[i];
   ferry_be_tensor resolved;
   ferry_status st =

@@ -61,17 +61,18 @@ ferry_status ferry_gpu_stream_wrap(ferry_be_context *ctx, void *native,
   gpuStream_t stream = (gpuStream_t)native;
   /* A handle the runtime does not know fails here rather than in a later
    * op. (The legacy and per-thread default streams, handles 0x1 and 0x2,
-   * are valid: they mean the current device's.) */
-  gpuError_t e = gpuStreamQuery(stream);
-  if (e != gpuSuccess && e != gpuErrorNotReady) {
+   * are valid: they mean the current device's.) Asking whether it is being
+   * captured is the one question that is legal, and leaves the capture
+   * intact, while a framework captures it into a graph. */
+  gpuStreamCaptureStatus cs = gpuStreamCaptureStatusNone;
+  gpuError_t e = gpuStreamIsCapturing(stream, &cs);
+  if (e != gpuSuccess) {
     ferry_gpu_leave(&scope);
     return ferry_gpu_fail(ctx, e,
                           "stream_wrap: %p is not a usable %s stream "
-                          "(%sStreamQuery)",
+                          "(%sStreamIsCapturing)",
                           native, FERRY_GPU_RUNTIME, FERRY_GPU_NAME);
   }
-  if (e == gpuErrorNotReady)
-    (void)gpuGetLastError();
 #if GPU_HAVE_STREAM_GET_DEVICE
   int device = -1;
   e = gpuStreamGetDevice(stream, &device);

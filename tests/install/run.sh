@@ -78,9 +78,15 @@ pc_libdir=$(pkg-config --variable=libdir ferry)
   "-Wl,-rpath,$pc_libdir" || fail "building the pkg-config consumer failed"
 check_run "$work/pkg-config-consumer"
 
-if [[ -x $prefix/bin/ferry-bench ]]; then
-  echo "-- installed ferry-bench"
-  "$prefix/bin/ferry-bench" --list >/dev/null ||
-    fail "the installed ferry-bench does not run"
-fi
+# The installed tools find the installed libferry through their rpath.
+for tool in "ferry-bench --list" "ferry-info"; do
+  read -ra cmd <<<"$tool"
+  [[ -x $prefix/bin/${cmd[0]} ]] || continue
+  echo "-- installed $tool"
+  "$prefix/bin/${cmd[0]}" "${cmd[@]:1}" >"$work/${cmd[0]}.log" 2>&1 ||
+    { cat "$work/${cmd[0]}.log"; fail "the installed ${cmd[0]} does not run"; }
+  lib=$(ldd "$prefix/bin/${cmd[0]}" | awk '/libferry\.so/ {print $3}')
+  [[ $(realpath "$lib") == "$(realpath "$libdir")"/* ]] ||
+    fail "${cmd[0]} resolved libferry to '$lib', not the installed one"
+done
 echo "install test: ok"
