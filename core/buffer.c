@@ -46,6 +46,11 @@ static ferry_status buffer_register(ferry_buffer *b, void *ptr, uint64_t size) {
                                       &b->device_ptr, &b->reg_owned);
   if (st == FERRY_OK)
     b->registered = true;
+  else if (ferry_last_error()[0] == '\0')
+    ferry__error(st,
+                 "host registration: backend %s could not register %llu bytes "
+                 "at %p",
+                 b->ctx->plugin->name, (unsigned long long)size, ptr);
   return st;
 }
 

@@ -220,64 +220,12 @@ ferry_status ferry__host_alloc(ferry_context *ctx, uint64_t size,
                         ctx == NULL ? "ctx" : "out");
   ferry_status st = ferry__host_alloc_on(
       ctx->choice.nodeset, ctx->device_info.base_address_align, size, out);
-  if (st == FERRY_OK)
-    out->ctx = ctx;
   return st;
-}
-
-ferry_status ferry__host_register(ferry_context *ctx, ferry__host_mem *mem) {
-  if (ctx == NULL || mem == NULL || mem->ptr == NULL)
-    return ferry__error(FERRY_ERR_NULL_POINTER,
-                        "host registration: argument '%s' is NULL",
-                        ctx == NULL   ? "ctx"
-                        : mem == NULL ? "mem"
-                                      : "mem->ptr");
-  if (mem->registered)
-    return FERRY_OK;
-  mem->ctx = ctx;
-  const ferry_backend *be = ctx->be;
-  if (be->host_register == NULL || mem->size == 0) {
-    mem->device_ptr = be->host_register == NULL ? mem->ptr : NULL;
-    return FERRY_OK;
-  }
-  ferry__clear_error();
-  ferry_be_buffer *reg = NULL;
-  void *dptr = NULL;
-  int owned = 0;
-  ferry_status st =
-      be->host_register(ctx->impl, mem->ptr, mem->size, &reg, &dptr, &owned);
-  if (st != FERRY_OK) {
-    if (ferry_last_error()[0] == '\0')
-      ferry__error(st,
-                   "host registration: backend %s could not register %llu "
-                   "bytes at %p",
-                   ctx->plugin->name, (unsigned long long)mem->size, mem->ptr);
-    return st;
-  }
-  mem->reg = reg;
-  mem->device_ptr = dptr;
-  mem->reg_owned = owned;
-  mem->registered = true;
-  return FERRY_OK;
-}
-
-void ferry__host_unregister(ferry__host_mem *mem) {
-  if (mem == NULL || !mem->registered)
-    return;
-  const ferry_backend *be = mem->ctx->be;
-  uint32_t flags = ferry__forked() ? FERRY_BE_DESTROY_FORKED : 0;
-  if (be->host_unregister)
-    be->host_unregister(mem->ctx->impl, mem->reg, mem->ptr, mem->reg_owned,
-                        flags);
-  mem->registered = false;
-  mem->reg = NULL;
-  mem->device_ptr = NULL;
 }
 
 void ferry__host_free(ferry__host_mem *mem) {
   if (mem == NULL)
     return;
-  ferry__host_unregister(mem);
   if (mem->base != NULL)
     raw_free(mem->base, mem->base_len, mem->how);
   memset(mem, 0, sizeof *mem);

@@ -6,8 +6,8 @@
  * aligned to max(page, 128 B, the device's base-address alignment).
  *
  * Registration with the backend (page-locked and mapped for the device) is
- * separate: ferry__host_register after the allocation, and ferry__host_free
- * unregisters before it frees. */
+ * the buffer's business (core/buffer.c), since it also registers memory ferry
+ * did not allocate; free only after unregistering. */
 #ifndef FERRY_CORE_HOST_MEMORY_H
 #define FERRY_CORE_HOST_MEMORY_H
 
@@ -24,12 +24,6 @@ typedef struct ferry__host_mem {
   /* Private to host_memory.c: the allocation itself. */
   void *base;
   uint64_t base_len;
-  /* Registration with the context's backend (ferry__host_register). */
-  ferry_context *ctx;
-  bool registered;      /* host_unregister is owed */
-  int reg_owned;        /* the backend's *owned from host_register */
-  ferry_be_buffer *reg; /* the backend's handle, or NULL */
-  void *device_ptr;     /* address kernels use, or NULL */
 } ferry__host_mem;
 
 /* Allocate `size` bytes for `ctx` (its nodeset and alignment). size 0 gives
@@ -41,16 +35,7 @@ ferry_status ferry__host_alloc(ferry_context *ctx, uint64_t size,
  * power of two is not required; 0: the default). */
 ferry_status ferry__host_alloc_on(const char *nodeset, uint64_t align,
                                   uint64_t size, ferry__host_mem *out);
-/* Unregisters if registered, then frees; accepts a zeroed struct. Safe in a
- * fork()ed child (unregistration is then told so). */
+/* Frees; accepts a zeroed struct. Safe in a fork()ed child. */
 void ferry__host_free(ferry__host_mem *mem);
-
-/* Register the memory with `ctx`'s backend for device access. Nothing to do
- * (FERRY_OK, registered stays false) when the backend has no host_register
- * slot (its device reads host memory as it is: device_ptr = ptr) or when
- * size is 0 (registering 0 bytes fails on every driver: device_ptr NULL). */
-ferry_status ferry__host_register(ferry_context *ctx, ferry__host_mem *mem);
-/* Undo ferry__host_register now (ferry__host_free also does it). */
-void ferry__host_unregister(ferry__host_mem *mem);
 
 #endif /* FERRY_CORE_HOST_MEMORY_H */
