@@ -95,10 +95,12 @@ int main(int argc, char **argv) {
   info_collect_machine(a.backend, a.device, &machine);
 
   if (a.json) {
-    if (a.topology)
-      info_print_json(&file, &machine);
-    else
-      info_print_json(&machine, NULL);
+    int rc = a.topology ? info_print_json(&file, &machine)
+                        : info_print_json(&machine, NULL);
+    if (rc != 0) {
+      fprintf(stderr, "ferry-info: writing the JSON failed\n");
+      return 1;
+    }
   } else {
     if (a.topology) {
       char title[1200];

@@ -2,27 +2,27 @@
  * tests): gpus[].pci_bus_id/vendor/numa_nodes, backends[].name/available/
  * reason, selected.backend/device/numa_nodes. */
 #include "info_report.h"
-#include "json_writer.h"
+#include "json_out.h"
 
 #include <stdio.h>
 
-static void numa_array(json_writer *j, const char *key, const uint32_t *nodes,
+static void numa_array(json_out *j, const char *key, const uint32_t *nodes,
                        int count) {
-  json_array_begin(j, key);
+  json_begin_array(j, key);
   int shown = count < FERRY_TOPOLOGY_MAX_NUMA ? count : FERRY_TOPOLOGY_MAX_NUMA;
   for (int i = 0; i < shown; i++)
     json_int(j, NULL, nodes[i]);
-  json_array_end(j);
+  json_end_array(j);
 }
 
-static void hex(json_writer *j, const char *key, unsigned v) {
+static void hex(json_out *j, const char *key, unsigned v) {
   char buf[16];
   snprintf(buf, sizeof buf, "0x%04x", v);
   json_string(j, key, buf);
 }
 
-static void topology(json_writer *j, const info_report *r) {
-  json_object_begin(j, "topology");
+static void topology(json_out *j, const info_report *r) {
+  json_begin_object(j, "topology");
   json_bool(j, "available", r->have_topology);
   if (!r->have_topology) {
     json_string(j, "error", r->topology_error);
@@ -36,14 +36,14 @@ static void topology(json_writer *j, const info_report *r) {
     json_int(j, "cores", t->core_count);
     json_int(j, "pus", t->pu_count);
   }
-  json_object_end(j);
+  json_end_object(j);
 }
 
-static void gpus(json_writer *j, const info_report *r) {
-  json_array_begin(j, "gpus");
+static void gpus(json_out *j, const info_report *r) {
+  json_begin_array(j, "gpus");
   for (int i = 0; i < r->gpu_count; i++) {
     const ferry_gpu_info *g = &r->gpus[i];
-    json_object_begin(j, NULL);
+    json_begin_object(j, NULL);
     json_string(j, "pci_bus_id", g->pci_bus_id);
     json_string(j, "vendor", g->vendor);
     hex(j, "vendor_id", g->vendor_id);
@@ -55,13 +55,13 @@ static void gpus(json_writer *j, const info_report *r) {
     json_string(j, "cpuset", g->cpuset);
     json_string(j, "locality", g->locality);
     json_string(j, "os_devices", g->os_devices);
-    json_object_end(j);
+    json_end_object(j);
   }
-  json_array_end(j);
+  json_end_array(j);
 }
 
-static void device(json_writer *j, const ferry_device_info *d) {
-  json_object_begin(j, NULL);
+static void device(json_out *j, const ferry_device_info *d) {
+  json_begin_object(j, NULL);
   json_string(j, "name", d->name);
   json_string(j, "pci_bus_id", d->pci_bus_id[0] ? d->pci_bus_id : NULL);
   hex(j, "vendor_id", d->pci_vendor_id);
@@ -73,14 +73,14 @@ static void device(json_writer *j, const ferry_device_info *d) {
   json_bool(j, "host_unified_memory", d->host_unified_memory != 0);
   json_bool(j, "usable", d->usable != 0);
   json_string(j, "reason", d->reason);
-  json_object_end(j);
+  json_end_object(j);
 }
 
-static void backends(json_writer *j, const info_report *r) {
-  json_array_begin(j, "backends");
+static void backends(json_out *j, const info_report *r) {
+  json_begin_array(j, "backends");
   for (int i = 0; i < r->backend_count; i++) {
     const info_backend *b = &r->backends[i];
-    json_object_begin(j, NULL);
+    json_begin_object(j, NULL);
     json_string(j, "name", b->info.name);
     json_bool(j, "available", b->info.available != 0);
     json_string(j, "reason", b->info.reason);
@@ -91,22 +91,22 @@ static void backends(json_writer *j, const info_report *r) {
       snprintf(abi, sizeof abi, "%u.%u", b->info.abi_major, b->info.abi_minor);
       json_string(j, "abi", abi);
     }
-    json_array_begin(j, "devices");
+    json_begin_array(j, "devices");
     for (int d = 0; d < b->device_count; d++)
       device(j, &b->devices[d]);
-    json_array_end(j);
-    json_object_end(j);
+    json_end_array(j);
+    json_end_object(j);
   }
-  json_array_end(j);
+  json_end_array(j);
 }
 
-static void selection(json_writer *j, const info_report *r) {
-  json_object_begin(j, "selected");
+static void selection(json_out *j, const info_report *r) {
+  json_begin_object(j, "selected");
   if (!r->have_selection) {
     json_null(j, "backend");
     json_string(j, "status", "error");
     json_string(j, "message", r->selection_error);
-    json_object_end(j);
+    json_end_object(j);
     return;
   }
   const ferry_selection_info *s = &r->selection;
@@ -124,12 +124,12 @@ static void selection(json_writer *j, const info_report *r) {
   json_string(j, "cpuset", s->cpuset);
   json_bool(j, "locality_known", s->locality_known != 0);
   json_string(j, "message", s->message);
-  json_object_end(j);
+  json_end_object(j);
 
-  json_array_begin(j, "rejected");
+  json_begin_array(j, "rejected");
   for (int i = 0; i < r->rejected_count; i++) {
     const ferry_rejection *x = &r->rejected[i];
-    json_object_begin(j, NULL);
+    json_begin_object(j, NULL);
     json_string(j, "backend", x->backend);
     if (x->device_index >= 0)
       json_int(j, "device", x->device_index);
@@ -138,12 +138,12 @@ static void selection(json_writer *j, const info_report *r) {
     json_string(j, "pci_bus_id", x->pci_bus_id[0] ? x->pci_bus_id : NULL);
     json_string(j, "status", ferry_status_string(x->status));
     json_string(j, "reason", x->reason);
-    json_object_end(j);
+    json_end_object(j);
   }
-  json_array_end(j);
+  json_end_array(j);
 }
 
-static void report(json_writer *j, const info_report *r) {
+static void report(json_out *j, const info_report *r) {
   json_string(j, "decided_from", r->from_file ? "topology" : "machine");
   topology(j, r);
   gpus(j, r);
@@ -151,20 +151,20 @@ static void report(json_writer *j, const info_report *r) {
   selection(j, r);
 }
 
-void info_print_json(const info_report *r, const info_report *machine) {
-  json_writer j;
-  json_init(&j, stdout);
-  json_object_begin(&j, NULL);
+int info_print_json(const info_report *r, const info_report *machine) {
+  json_out j;
+  json_out_init(&j, stdout);
+  json_begin_object(&j, NULL);
   unsigned v = ferry_get_api_version();
   char ver[32];
   snprintf(ver, sizeof ver, "%u.%u.%u", v >> 16, (v >> 8) & 0xffu, v & 0xffu);
   json_string(&j, "ferry_api_version", ver);
   report(&j, r);
   if (machine != NULL) {
-    json_object_begin(&j, "machine");
+    json_begin_object(&j, "machine");
     report(&j, machine);
-    json_object_end(&j);
+    json_end_object(&j);
   }
-  json_object_end(&j);
-  json_finish(&j);
+  json_end_object(&j);
+  return json_out_finish(&j);
 }

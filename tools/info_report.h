@@ -47,6 +47,7 @@ const char *info_numa_list(const uint32_t *nodes, int count, char *buf,
 
 void info_print_text(const info_report *r, const char *title);
 /* `machine` is printed as a nested "machine" object when not NULL. */
-void info_print_json(const info_report *r, const info_report *machine);
+/* 0 when the document was complete and written, -1 otherwise. */
+int info_print_json(const info_report *r, const info_report *machine);
 
 #endif /* FERRY_TOOLS_INFO_REPORT_H */

@@ -1,8 +1,10 @@
-/* A small streaming JSON writer for benchmark results: objects and arrays
- * nest, commas and indentation are handled here, strings are escaped, and
- * non-finite numbers are written as null (JSON has no NaN). */
-#ifndef FERRY_BENCH_JSON_OUT_H
-#define FERRY_BENCH_JSON_OUT_H
+/* A small streaming JSON writer shared by ferry's programs (ferry-bench,
+ * ferry-info): objects and arrays nest, commas and indentation are handled
+ * here, strings are escaped (control characters, quotes, backslashes, and
+ * invalid UTF-8 as U+FFFD) so the output always parses, and non-finite
+ * numbers are written as null (JSON has no NaN). */
+#ifndef FERRY_TOOLS_JSON_OUT_H
+#define FERRY_TOOLS_JSON_OUT_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -33,4 +35,4 @@ void json_null(json_out *j, const char *key);
 /* Ends the document; 0 when it is complete and was written, -1 otherwise. */
 int json_out_finish(json_out *j);
 
-#endif
+#endif /* FERRY_TOOLS_JSON_OUT_H */
