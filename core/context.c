@@ -63,7 +63,6 @@ ferry_status ferry_context_create(const ferry_context_options *opts,
   }
   pthread_mutex_init(&ctx->lock, NULL);
   atomic_init(&ctx->lost, 0);
-  atomic_init(&ctx->live_streams, 0);
 
   ferry_be_context_params params;
   memset(&params, 0, sizeof params);

@@ -80,9 +80,7 @@ static void host_stream_released(void *cookie) {
   ferry__sink *s = cookie;
   if (s == NULL)
     return;
-  ferry_context *ctx = s->ctx;
   ferry__sink_release(s);
-  atomic_fetch_sub(&ctx->live_streams, 1);
 }
 
 static const ferry_host_api host_api = {

@@ -61,16 +61,17 @@ typedef struct ferry__plugin {
   void *dl;                /* dlopen handle, NULL for built in */
   bool initialised;        /* init() succeeded */
   int device_count;        /* devices reported (usable or not) */
-  int usable_count;        /* devices usable */
   ferry_status status;     /* why unavailable (FERRY_OK when available) */
   char reason[FERRY_REASON_MAX];
 } ferry__plugin;
 
 /* All plugins found (including rejected ones), discovered once. */
 void ferry__plugins(ferry__plugin **list, int *count);
-/* The available plugin named `name`, or NULL with the reason in *status and
- * the thread's error message. */
-const ferry__plugin *ferry__plugin_get(const char *name, ferry_status *status);
+/* The available plugin named `name`, or NULL with the status in *status, the
+ * thread's error message, and (when `reason` is not NULL) the bare reason,
+ * which stays valid for the process. */
+const ferry__plugin *ferry__plugin_get(const char *name, ferry_status *status,
+                                       const char **reason);
 /* Device info from a plugin, with capability checked against its minimum. */
 ferry_status ferry__plugin_device_info(const ferry__plugin *p, int device,
                                        ferry_device_info *out);
@@ -105,7 +106,6 @@ typedef struct ferry__sink {
   uint64_t seq;
   char op[32];
   char message[512];
-  bool core_gone; /* the core stream was destroyed */
 } ferry__sink;
 
 ferry__sink *ferry__sink_create(ferry_context *ctx);
@@ -133,7 +133,6 @@ struct ferry_context {
   uint64_t orphan_seq;
   char orphan_op[32];
   char orphan_message[512];
-  atomic_int live_streams; /* streams whose backend part is not released */
   /* Core streams and events the caller has not destroyed yet (under lock):
    * ferry_context_destroy frees what is left. */
   struct ferry_stream *streams;

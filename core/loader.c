@@ -98,7 +98,6 @@ static void count_devices(ferry__plugin *p) {
       snprintf(first_reason, sizeof first_reason, "device %d (%.60s): %.150s",
                i, info.name, info.reason);
   }
-  p->usable_count = usable;
   if (n == 0)
     reject(p, FERRY_ERR_NO_DEVICE, "the runtime reports no device");
   else if (usable == 0)
@@ -286,7 +285,8 @@ void ferry__plugins(ferry__plugin **list, int *count) {
   *count = plugin_count;
 }
 
-const ferry__plugin *ferry__plugin_get(const char *name, ferry_status *status) {
+const ferry__plugin *ferry__plugin_get(const char *name, ferry_status *status,
+                                       const char **reason) {
   pthread_once(&scan_once, scan);
   for (int i = 0; i < plugin_count; i++) {
     ferry__plugin *p = &plugins[i];
@@ -297,19 +297,23 @@ const ferry__plugin *ferry__plugin_get(const char *name, ferry_status *status) {
       *status = p->status == FERRY_ERR_PLUGIN_REJECTED ? FERRY_ERR_NO_BACKEND
                                                        : p->status;
       ferry__error(*status, "backend '%s' is unavailable: %s", name, p->reason);
+      if (reason)
+        *reason = p->reason;
       return NULL;
     }
     *status = FERRY_OK;
     return p;
   }
   *status = FERRY_ERR_NO_BACKEND;
-  ferry__error(FERRY_ERR_NO_BACKEND,
-               "backend '%s' is unavailable: no plugin of that name was found "
-               "(searched %s)",
-               name,
-               ferry__getenv("FERRY_PLUGIN_PATH")
-                   ? "FERRY_PLUGIN_PATH"
-                   : "the ferry/ directory beside libferry.so");
+  const char *why = ferry__getenv("FERRY_PLUGIN_PATH")
+                        ? "no plugin of that name was found (searched "
+                          "FERRY_PLUGIN_PATH)"
+                        : "no plugin of that name was found (searched the "
+                          "ferry/ directory beside libferry.so)";
+  ferry__error(FERRY_ERR_NO_BACKEND, "backend '%s' is unavailable: %s", name,
+               why);
+  if (reason)
+    *reason = why;
   return NULL;
 }
 
@@ -397,7 +401,7 @@ ferry_status ferry_backend_get_device_info(const char *backend, int device,
                         "%zu, expected at least %zu",
                         out->struct_size, sizeof(ferry_device_info));
   ferry_status st;
-  const ferry__plugin *p = ferry__plugin_get(backend, &st);
+  const ferry__plugin *p = ferry__plugin_get(backend, &st, NULL);
   if (p == NULL)
     return st;
   if (device < 0 || device >= p->device_count)

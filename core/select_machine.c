@@ -124,19 +124,14 @@ static ferry_status gather_auto(gathered *g) {
 /* One named backend, loading that plugin only. */
 static void gather_name(gathered *g, const char *name) {
   ferry_status st;
-  const ferry__plugin *p = ferry__plugin_get(name, &st);
+  const char *msg = "";
+  const ferry__plugin *p = ferry__plugin_get(name, &st, &msg);
   if (p != NULL) {
     if (add_plugin(g, p) != FERRY_OK) {
       /* out of memory: leave it as a candidate without devices */
     }
     return;
   }
-  /* The loader's message is "backend 'x' is unavailable: <reason>". */
-  char prefix[FERRY_NAME_MAX + 40];
-  snprintf(prefix, sizeof prefix, "backend '%.127s' is unavailable: ", name);
-  const char *msg = ferry_last_error();
-  if (strncmp(msg, prefix, strlen(prefix)) == 0)
-    msg += strlen(prefix);
   char why[FERRY_REASON_MAX + 64];
   snprintf(why, sizeof why, "%s", msg[0] ? msg : "(no reason given)");
   ferry_select_candidate *c = slot(g, name, NULL);

@@ -73,12 +73,10 @@ static ferry_status stream_new(ferry_context *ctx, void *native,
     return ferry__error(FERRY_ERR_OUT_OF_MEMORY, "stream: out of host memory");
   }
   ferry__sink_retain(sink); /* the backend's reference */
-  atomic_fetch_add(&ctx->live_streams, 1);
   ferry__clear_error();
   st = native ? ctx->be->stream_wrap(ctx->impl, native, sink, &s->impl)
               : ctx->be->stream_create(ctx->impl, sink, &s->impl);
   if (st != FERRY_OK) {
-    atomic_fetch_sub(&ctx->live_streams, 1);
     ferry__sink_release(sink);
     ferry__sink_release(sink);
     free(s);
