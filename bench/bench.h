@@ -31,6 +31,18 @@ typedef int (*bench_fn)(const bench_config *cfg, const bench_target *target,
 int bench_copy(const bench_config *cfg, const bench_target *target,
                bench_results *out);
 
+/* The op benchmarks (one file each: gather.c, sample.c, layernorm.c, adan.c).
+ * Weak while they are being written: main.c skips one that is not linked. */
+#define BENCH_WEAK __attribute__((weak))
+BENCH_WEAK int bench_gather(const bench_config *cfg, const bench_target *target,
+                            bench_results *out);
+BENCH_WEAK int bench_sample(const bench_config *cfg, const bench_target *target,
+                            bench_results *out);
+BENCH_WEAK int bench_layernorm(const bench_config *cfg,
+                               const bench_target *target, bench_results *out);
+BENCH_WEAK int bench_adan(const bench_config *cfg, const bench_target *target,
+                          bench_results *out);
+
 /* Prints "ferry-bench: <what>: <status>: <message>" and returns -1. */
 int bench_fail(const char *what, ferry_status status);
 

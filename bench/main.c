@@ -28,6 +28,12 @@ typedef struct bench_entry {
 static const bench_entry benchmarks[] = {
     {"copy", "copy limits: host memcpy (1 thread, pool), h2d, d2h, d2d",
      bench_copy},
+    {"gather", "feature-table gathers: every placement and kernel",
+     bench_gather},
+    {"sample", "neighbor sampling on R-MAT graphs", bench_sample},
+    {"layernorm", "LayerNorm and RMSNorm, forward and backward",
+     bench_layernorm},
+    {"adan", "the fused Adan step", bench_adan},
 };
 #define NUM_BENCHMARKS ((int)(sizeof benchmarks / sizeof benchmarks[0]))
 
@@ -171,6 +177,10 @@ static int run_backend(run_state *s, backend_seen *be) {
   for (int b = 0; b < NUM_BENCHMARKS; b++) {
     if (!s->selected[b])
       continue;
+    if (benchmarks[b].run == NULL) {
+      printf("(%s: not built)\n", benchmarks[b].name);
+      continue;
+    }
     size_t first = s->results.count;
     if (benchmarks[b].run(&s->cfg, &t, &s->results) != 0) {
       fprintf(stderr, "ferry-bench: %s on %s failed\n", benchmarks[b].name,

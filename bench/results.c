@@ -117,6 +117,8 @@ void bench_results_write_json(json_out *j, const char *key,
     json_number(j, "limit_gbps", res->limit_gbps);
     json_number(j, "ratio", res->ratio);
     json_bool(j, "judged", res->judged);
+    if (res->rate_key[0] != '\0')
+      json_number(j, res->rate_key, res->rate);
     json_end_object(j);
   }
   json_end_array(j);

@@ -32,6 +32,10 @@ typedef struct bench_result {
   double limit_gbps; /* NaN: no limit applies (written as null) */
   double ratio;      /* gbps / limit_gbps, NaN with it */
   int judged; /* 0: buffers were cache-resident, the ratio is not judged */
+  /* An op-specific rate written as its own JSON field when rate_key is set
+   * (e.g. "edges_per_s" for sampling). */
+  char rate_key[24];
+  double rate;
 } bench_result;
 
 typedef struct bench_results {

@@ -1,6 +1,18 @@
 /* The opencl plugin's table. */
 #include "internal.h"
 
+/* Op slots are filled by name: an op whose ocl_op_<name> is defined in some
+ * file of this plugin gets its slot; the others resolve to NULL (weak,
+ * hidden: settled when the plugin is linked) and the core answers
+ * FERRY_ERR_UNSUPPORTED for them. A new op is a new file, no edit here. */
+#define OCL_OP_WEAK(name, params)                                              \
+  extern ferry_status ocl_op_##name params                                     \
+      __attribute__((weak, visibility("hidden")));
+FERRY_BACKEND_OPS(OCL_OP_WEAK)
+#undef OCL_OP_WEAK
+
+#define OCL_OP_SLOT(name, params) .op_##name = ocl_op_##name,
+
 static const ferry_backend table = {
     .abi_major = FERRY_BACKEND_ABI_MAJOR,
     .abi_minor = FERRY_BACKEND_ABI_MINOR,
@@ -42,10 +54,8 @@ static const ferry_backend table = {
     .context_synchronize = ocl_context_synchronize,
     /* Host work runs on one worker thread per stream, not on a pool. */
     .context_num_threads = NULL,
-    .op_copy = ocl_op_copy,
-    .op_fill = ocl_op_fill,
-    .op_host_fn = ocl_op_host_fn,
-};
+    FERRY_BACKEND_OPS(OCL_OP_SLOT)};
+#undef OCL_OP_SLOT
 
 FERRY_BACKEND_EXPORT const ferry_backend *
 ferry_backend_opencl_entry(uint32_t host_abi_major);

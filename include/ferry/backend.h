@@ -131,8 +131,9 @@ typedef struct ferry_be_context_params {
  * launch). Each becomes a table slot
  *   ferry_status (*op_<name>)(ferry_be_stream *, const ferry_be_launch *, ...)
  * and a core wrapper that returns FERRY_ERR_UNSUPPORTED when it is NULL.
- * New ops are appended (ABI minor bump); never reorder. */
-#define FERRY_BACKEND_OPS(X)                                                   \
+ * New ops are appended (ABI minor bump); never reorder. One list per area of
+ * the API, concatenated in a fixed order below. */
+#define FERRY_BACKEND_OPS_MEMORY(X)                                            \
   X(copy,                                                                      \
     (ferry_be_stream * s, const ferry_be_launch *l,                            \
      const ferry_be_memref *dst, const ferry_be_memref *src, uint64_t size))   \
@@ -140,6 +141,25 @@ typedef struct ferry_be_context_params {
            const ferry_be_memref *dst, int value, uint64_t size))              \
   X(host_fn, (ferry_be_stream * s, const ferry_be_launch *l, ferry_host_fn fn, \
               void *user))
+
+/* Feature-table gathers (include/ferry/table.h). */
+#define FERRY_BACKEND_OPS_GATHER(X)
+
+/* Graph sampling (include/ferry/graph.h). */
+#define FERRY_BACKEND_OPS_SAMPLE(X)
+
+/* LayerNorm and RMSNorm (include/ferry/norm.h). */
+#define FERRY_BACKEND_OPS_NORM(X)
+
+/* The Adan optimizer (include/ferry/adan.h). */
+#define FERRY_BACKEND_OPS_ADAN(X)
+
+#define FERRY_BACKEND_OPS(X)                                                   \
+  FERRY_BACKEND_OPS_MEMORY(X)                                                  \
+  FERRY_BACKEND_OPS_GATHER(X)                                                  \
+  FERRY_BACKEND_OPS_SAMPLE(X)                                                  \
+  FERRY_BACKEND_OPS_NORM(X)                                                    \
+  FERRY_BACKEND_OPS_ADAN(X)
 
 #define FERRY_BE_OP_SLOT(name, params) ferry_status(*op_##name) params;
 

@@ -419,6 +419,12 @@ FERRY_API ferry_status ferry_event_native_handle(const ferry_event *event,
 
 /* Topology and backend selection (hwloc). */
 #include <ferry/topology.h>
+/* The ops: feature tables and gathers, graphs and sampling, normalization,
+ * the optimizer. */
+#include <ferry/table.h>
+#include <ferry/graph.h>
+#include <ferry/norm.h>
+#include <ferry/adan.h>
 
 #ifdef __cplusplus
 }

@@ -5,5 +5,9 @@
 #define FERRY_GPU_KERNELS_CUH
 
 #include "copy_bytes.cuh"
+#include "gather.cuh"
+#include "sample.cuh"
+#include "norm.cuh"
+#include "adan.cuh"
 
 #endif // FERRY_GPU_KERNELS_CUH

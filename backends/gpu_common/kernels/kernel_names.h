@@ -6,6 +6,18 @@
 #ifndef FERRY_GPU_KERNEL_NAMES_H
 #define FERRY_GPU_KERNEL_NAMES_H
 
-#define FERRY_GPU_KERNELS(X) X(copy_bytes)
+/* One list per area, each owned by that area's kernels. */
+#define FERRY_GPU_KERNELS_MEMORY(X) X(copy_bytes)
+#define FERRY_GPU_KERNELS_GATHER(X)
+#define FERRY_GPU_KERNELS_SAMPLE(X)
+#define FERRY_GPU_KERNELS_NORM(X)
+#define FERRY_GPU_KERNELS_ADAN(X)
+
+#define FERRY_GPU_KERNELS(X)                                                   \
+  FERRY_GPU_KERNELS_MEMORY(X)                                                  \
+  FERRY_GPU_KERNELS_GATHER(X)                                                  \
+  FERRY_GPU_KERNELS_SAMPLE(X)                                                  \
+  FERRY_GPU_KERNELS_NORM(X)                                                    \
+  FERRY_GPU_KERNELS_ADAN(X)
 
 #endif /* FERRY_GPU_KERNEL_NAMES_H */
