@@ -57,11 +57,14 @@ const ferry_host_api *ferry__host_api(void);
 typedef struct ferry__plugin {
   char name[FERRY_NAME_MAX];
   char path[512];          /* file, or "(built in)" */
-  const ferry_backend *be; /* NULL when rejected */
-  void *dl;                /* dlopen handle, NULL for built in */
-  bool initialised;        /* init() succeeded */
-  int device_count;        /* devices reported (usable or not) */
-  ferry_status status;     /* why unavailable (FERRY_OK when available) */
+  const ferry_backend *be; /* NULL when rejected; else &table */
+  /* The plugin's table widened to this core's: slots beyond the plugin's
+   * struct_size (an older minor version) are NULL. */
+  ferry_backend table;
+  void *dl;            /* dlopen handle, NULL for built in */
+  bool initialised;    /* init() succeeded */
+  int device_count;    /* devices reported (usable or not) */
+  ferry_status status; /* why unavailable (FERRY_OK when available) */
   char reason[FERRY_REASON_MAX];
 } ferry__plugin;
 

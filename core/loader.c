@@ -50,11 +50,12 @@ static bool check_table(ferry__plugin *p, const ferry_backend *be) {
            FERRY_BACKEND_ABI_MAJOR);
     return false;
   }
-  if (be->struct_size < sizeof(ferry_backend)) {
+  if (be->struct_size < FERRY_BACKEND_SIZE_1_0) {
     reject(p, FERRY_ERR_PLUGIN_REJECTED,
            "short table: the backend table is %u bytes, ABI %u.0 needs at "
            "least %zu",
-           be->struct_size, FERRY_BACKEND_ABI_MAJOR, sizeof(ferry_backend));
+           be->struct_size, FERRY_BACKEND_ABI_MAJOR,
+           (size_t)FERRY_BACKEND_SIZE_1_0);
     return false;
   }
   if (be->flags & ~(uint32_t)FERRY_BACKEND_FLAGS_KNOWN) {
@@ -149,7 +150,12 @@ static void load_one(void) {
     p->dl = NULL;
     return;
   }
-  p->be = be;
+  /* Widen the table: a plugin of an older minor version has no slots for
+   * the ops added since, which read as NULL (unsupported). */
+  memset(&p->table, 0, sizeof p->table);
+  memcpy(&p->table, be,
+         be->struct_size < sizeof p->table ? be->struct_size : sizeof p->table);
+  be = p->be = &p->table;
   ferry__clear_error();
   ferry_status st = be->init(ferry__host_api());
   if (st != FERRY_OK) {

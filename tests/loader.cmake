@@ -33,6 +33,7 @@ ferry_stub_plugin(reject wrongname 5)
 ferry_stub_plugin(reject nulltable 6)
 ferry_stub_plugin(reject noentry 0 ferry_backend_misspelled_entry)
 ferry_stub_plugin(reject good 0)
+ferry_stub_plugin(reject abi10 7)
 # The stub posing as the device backends, for selection tests on real
 # topologies: it reports whatever devices FERRY_STUB_DEVICES lists.
 foreach(be cuda hip opencl)

@@ -66,6 +66,10 @@ Test(loader, every_rejection_keeps_its_reason_and_the_rest_loads) {
   cr_expect_eq(good.available, 1, "good: %s", good.reason);
   cr_expect_eq(good.abi_major, FERRY_BACKEND_ABI_MAJOR);
   cr_expect_eq(good.device_count, 1);
+  /* A table of ABI 1.0 (an older minor version) loads. */
+  ferry_backend_info abi10 = find_backend("abi10", 0);
+  cr_expect_eq(abi10.available, 1, "abi10: %s", abi10.reason);
+  cr_expect_eq(abi10.abi_minor, 0u);
   ferry_backend_info cpu = find_backend("cpu", 0);
   cr_expect_eq(cpu.available, 1);
   cr_expect_str_eq(cpu.path, "(built in)");

@@ -34,7 +34,9 @@ extern "C" {
 #endif
 
 #define FERRY_BACKEND_ABI_MAJOR 1u
-#define FERRY_BACKEND_ABI_MINOR 0u
+/* 1.0: memory ops (copy, fill, host_fn). 1.1: the op areas (gather, sample,
+ * norm, adan). */
+#define FERRY_BACKEND_ABI_MINOR 1u
 
 /* Flags in the frozen prefix. Unknown bits make the core reject the plugin. */
 enum {
@@ -243,9 +245,13 @@ typedef struct ferry_backend {
   FERRY_BACKEND_OPS(FERRY_BE_OP_SLOT)
 } ferry_backend;
 
-/* The frozen prefix's size: a table shorter than ABI 1.0's full table is
- * rejected. */
+/* The frozen prefix's size. */
 #define FERRY_BACKEND_PREFIX_SIZE offsetof(ferry_backend, init)
+/* ABI 1.0's table ends after op_host_fn: a shorter table is rejected. A
+ * longer one from an older minor version is accepted; the core treats the
+ * slots beyond its struct_size as NULL (unsupported). */
+#define FERRY_BACKEND_SIZE_1_0                                                 \
+  (offsetof(ferry_backend, op_host_fn) + sizeof(ferry_status(*)(void)))
 
 /* The entry point's type. */
 typedef const ferry_backend *(*ferry_backend_entry_fn)(uint32_t host_abi_major);

@@ -21,6 +21,7 @@
 #define STUB_INIT_FAILS 4
 #define STUB_WRONG_NAME 5
 #define STUB_NULL_TABLE 6
+#define STUB_ABI_1_0 7 /* a table of ABI 1.0, before the op areas */
 
 #ifndef STUB_VARIANT
 #define STUB_VARIANT STUB_OK
@@ -218,10 +219,11 @@ static ferry_status stub_context_sync(ferry_be_context *c) {
 
 static const ferry_backend table = {
     .abi_major = STUB_VARIANT == STUB_BAD_ABI ? 99 : FERRY_BACKEND_ABI_MAJOR,
-    .abi_minor = FERRY_BACKEND_ABI_MINOR,
-    .struct_size = STUB_VARIANT == STUB_SHORT_TABLE
-                       ? (uint32_t)FERRY_BACKEND_PREFIX_SIZE
-                       : (uint32_t)sizeof(ferry_backend),
+    .abi_minor = STUB_VARIANT == STUB_ABI_1_0 ? 0u : FERRY_BACKEND_ABI_MINOR,
+    .struct_size =
+        STUB_VARIANT == STUB_SHORT_TABLE ? (uint32_t)FERRY_BACKEND_PREFIX_SIZE
+        : STUB_VARIANT == STUB_ABI_1_0   ? (uint32_t)FERRY_BACKEND_SIZE_1_0
+                                         : (uint32_t)sizeof(ferry_backend),
     .flags = STUB_VARIANT == STUB_UNKNOWN_FLAGS ? 0x80000000u : 0u,
     .name = STUB_VARIANT == STUB_WRONG_NAME ? "someone-else" : STUB_NAME,
     .priority = 10,
