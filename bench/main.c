@@ -2,7 +2,7 @@
  * prints a table and optionally writes JSON (docs/benchmarks.md).
  *
  *   ferry-bench [BENCHMARK...] [--backend NAME[,NAME...]] [--json FILE]
- *               [--quick] [--reps N] [--list]
+ *               [--csv FILE] [--quick] [--reps N] [--list]
  *
  * With no BENCHMARK every benchmark in the table below runs. A benchmark is
  * one bench_fn; adding one is one line in `benchmarks`.
@@ -51,6 +51,7 @@ typedef struct run_state {
   int selected[NUM_BENCHMARKS];
   const char *backends; /* --backend list, or NULL for all */
   const char *json_path;
+  const char *csv_path;
   int list_only;
   bench_config cfg;
   bench_machine machine;
@@ -68,11 +69,12 @@ int bench_fail(const char *what, ferry_status status) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: ferry-bench [BENCHMARK...] [--backend NAME[,NAME...]] "
-          "[--json FILE] [--quick] [--reps N] [--list]\n\n"
+          "[--json FILE] [--csv FILE] [--quick] [--reps N] [--list]\n\n"
           "Runs each BENCHMARK (default: all) on every backend present, or "
           "on the\nnamed ones, prints a table and writes JSON to FILE.\n\n"
           "  --backend LIST  only these backends (each must be available)\n"
           "  --json FILE     write {\"machine\": ..., \"results\": [...]}\n"
+          "  --csv FILE      write one row per result (params as key=value)\n"
           "  --quick         small buffers and few repetitions (smoke test)\n"
           "  --reps N        timed repetitions (median taken; default 11)\n"
           "  --list          list benchmarks and backends, run nothing\n\n"
@@ -107,7 +109,7 @@ static int parse_args(int argc, char **argv, run_state *s) {
     } else if (strcmp(a, "--list") == 0) {
       s->list_only = 1;
     } else if (strcmp(a, "--backend") == 0 || strcmp(a, "--json") == 0 ||
-               strcmp(a, "--reps") == 0) {
+               strcmp(a, "--csv") == 0 || strcmp(a, "--reps") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "ferry-bench: %s needs a value\n", a);
         return -1;
@@ -117,6 +119,8 @@ static int parse_args(int argc, char **argv, run_state *s) {
         s->backends = v;
       } else if (a[2] == 'j') {
         s->json_path = v;
+      } else if (a[2] == 'c') {
+        s->csv_path = v;
       } else {
         char *end;
         errno = 0;
@@ -322,6 +326,12 @@ int main(int argc, char **argv) {
 
   if (s.json_path != NULL && write_json(&s) != 0)
     failed = 1;
+  if (s.csv_path != NULL) {
+    if (bench_results_write_csv(s.csv_path, &s.results) != 0)
+      failed = 1;
+    else
+      printf("wrote %s\n", s.csv_path);
+  }
   bench_results_free(&s.results);
   return failed ? 1 : missing ? 3 : 0;
 }

@@ -1,5 +1,6 @@
 #include "results.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +123,76 @@ void bench_results_write_json(json_out *j, const char *key,
     json_end_object(j);
   }
   json_end_array(j);
+}
+
+/* A CSV field: quoted, with quotes doubled (RFC 4180). */
+static void csv_text(FILE *f, const char *text) {
+  fputc('"', f);
+  for (const char *c = text; *c; c++) {
+    if (*c == '"')
+      fputc('"', f);
+    fputc(*c, f);
+  }
+  fputc('"', f);
+}
+
+/* A number, empty where NaN (no limit). */
+static void csv_number(FILE *f, double v) {
+  if (isfinite(v))
+    fprintf(f, ",%.9g", v);
+  else
+    fputc(',', f);
+}
+
+int bench_results_write_csv(const char *path, const bench_results *r) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "ferry-bench: cannot write %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  fprintf(f, "op,backend,device,method,params,reps,median_s,gbps,limit_gbps,"
+             "ratio,judged,rate_key,rate\n");
+  for (size_t i = 0; i < r->count; i++) {
+    const bench_result *res = &r->items[i];
+    char params[BENCH_MAX_PARAMS * 64] = "";
+    size_t used = 0;
+    for (int k = 0; k < res->nparams && used < sizeof params; k++) {
+      const bench_param *p = &res->params[k];
+      int n = p->is_string
+                  ? snprintf(params + used, sizeof params - used, "%s%s=%s",
+                             k ? ";" : "", p->key, p->text)
+                  : snprintf(params + used, sizeof params - used, "%s%s=%lld",
+                             k ? ";" : "", p->key, (long long)p->value);
+      if (n < 0)
+        break;
+      used += (size_t)n;
+    }
+    csv_text(f, res->op);
+    fputc(',', f);
+    csv_text(f, res->backend);
+    fputc(',', f);
+    csv_text(f, res->device);
+    fputc(',', f);
+    csv_text(f, res->method);
+    fputc(',', f);
+    csv_text(f, params);
+    fprintf(f, ",%d", res->reps);
+    csv_number(f, res->median_s);
+    csv_number(f, res->gbps);
+    csv_number(f, res->limit_gbps);
+    csv_number(f, res->ratio);
+    fprintf(f, ",%d,", res->judged);
+    csv_text(f, res->rate_key);
+    if (res->rate_key[0] != '\0')
+      csv_number(f, res->rate);
+    else
+      fputc(',', f);
+    fputc('\n', f);
+  }
+  if (ferror(f) | (fclose(f) != 0)) {
+    fprintf(stderr, "ferry-bench: writing %s failed\n", path);
+    return -1;
+  }
+  return 0;
 }

@@ -61,4 +61,8 @@ void bench_results_print_row(FILE *f, const bench_result *res);
 void bench_results_write_json(json_out *j, const char *key,
                               const bench_results *r);
 
+/* Writes the list as CSV (header row, then one row per result; params joined
+ * as "key=value;..."). Returns 0, or -1 after printing why. */
+int bench_results_write_csv(const char *path, const bench_results *r);
+
 #endif
