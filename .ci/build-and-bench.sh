@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds ferry with every backend whose toolchain is present and runs its
 # benchmarks on every backend that has a device here, writing the results to
-# build/bench-results.json (docs/benchmarks.md). Extra arguments go to
-# ferry-bench (e.g. --quick, or a benchmark name).
+# build/bench-results.{json,csv} and the plot build/bench-results.png
+# (docs/benchmarks.md). Extra arguments go to ferry-bench (e.g. --quick, or a
+# benchmark name).
 #
 #   bash .ci/build-and-bench.sh [FERRY-BENCH ARGS...]
 set -euo pipefail
@@ -10,7 +11,10 @@ source "$(dirname "$0")/lib.sh"
 build=${FERRY_BUILD_DIR:-$ferry_src/build}
 export POCL_CACHE_DIR=$build/pocl-cache
 
-stage deps ferry_install_deps
+stage deps ferry_install_deps "${ferry_bench_packages[@]}"
 stage configure ferry_configure "$build"
 stage build ferry_build "$build"
-stage bench "$build/bin/ferry-bench" --json "$build/bench-results.json" "$@"
+stage bench "$build/bin/ferry-bench" --json "$build/bench-results.json" \
+  --csv "$build/bench-results.csv" "$@"
+stage plot python3 "$ferry_src/bench/plot_results.py" \
+  "$build/bench-results.json" "$build/bench-results.png"

@@ -34,23 +34,28 @@ ferry_packages=(
   hipcc libamdhip64-dev
 )
 
+# What the benchmark's comparison and plot use on top: matplotlib for the
+# plot, PyTorch (cpu) as the peer of the normalization and optimizer runs.
+ferry_bench_packages=(python3-matplotlib python3-numpy python3-torch)
+
+# ferry_install_deps [EXTRA PACKAGE...]
 ferry_install_deps() {
   if [[ $(id -u) -ne 0 ]]; then
     echo "not root: skipping apt-get; these Debian packages must be installed:"
-    echo "  ${ferry_packages[*]}"
+    echo "  ${ferry_packages[*]} $*"
     return 0
   fi
   local log=${TMPDIR:-/tmp}/ferry-apt.log
   export DEBIAN_FRONTEND=noninteractive
   # None of these packages has Recommends that ferry needs.
   if ! { apt-get update -q &&
-    apt-get install -y -q --no-install-recommends "${ferry_packages[@]}"; } \
+    apt-get install -y -q --no-install-recommends "${ferry_packages[@]}" "$@"; } \
     >"$log" 2>&1 </dev/null; then
     tail -n 40 "$log" >&2
     echo "apt-get failed (full log: $log)" >&2
     return 1
   fi
-  echo "installed: ${ferry_packages[*]}"
+  echo "installed: ${ferry_packages[*]} $*"
 }
 
 # nvcc lives outside PATH on the CI image.
