@@ -14,6 +14,8 @@ typedef struct bench_config {
   int warmup;         /* untimed repetitions before the timed ones */
   int reps;           /* timed repetitions; results are their median */
   uint64_t llc_bytes; /* the host's last-level cache */
+  int scale; /* --scale: large sizes for big machines (e.g. papers100M-sized
+                tables where memory allows); benchmarks may ignore it */
 } bench_config;
 
 /* One backend, with a context created under its strict name. */
@@ -42,6 +44,9 @@ BENCH_WEAK int bench_layernorm(const bench_config *cfg,
                                const bench_target *target, bench_results *out);
 BENCH_WEAK int bench_adan(const bench_config *cfg, const bench_target *target,
                           bench_results *out);
+/* The end-to-end epoch through the loader, per placement (epoch.c). */
+BENCH_WEAK int bench_epoch(const bench_config *cfg, const bench_target *target,
+                           bench_results *out);
 
 /* Prints "ferry-bench: <what>: <status>: <message>" and returns -1. */
 int bench_fail(const char *what, ferry_status status);

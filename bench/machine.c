@@ -116,6 +116,30 @@ uint64_t bench_llc_bytes(char *source, int source_size) {
   return FALLBACK_LLC;
 }
 
+/* The first line of `path` (newline dropped), or "". */
+static void read_line(const char *path, char *out, size_t size) {
+  out[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  if (fgets(out, (int)size, f) == NULL)
+    out[0] = '\0';
+  out[strcspn(out, "\n")] = '\0';
+  fclose(f);
+}
+
+/* The loaded GPU kernel drivers: ferry's backends report devices, not
+ * driver versions, so they come from the kernel's own files. */
+static void probe_gpu_drivers(char *out, size_t size) {
+  char nv[256], amd[64];
+  read_line("/proc/driver/nvidia/version", nv, sizeof nv);
+  read_line("/sys/module/amdgpu/version", amd, sizeof amd);
+  if (amd[0] == '\0' && access("/sys/module/amdgpu", F_OK) == 0)
+    snprintf(amd, sizeof amd, "(in-tree)");
+  snprintf(out, size, "%s%s%s%s", nv, nv[0] && amd[0] ? "; " : "",
+           amd[0] ? "amdgpu " : "", amd);
+}
+
 void bench_machine_probe(bench_machine *m) {
   memset(m, 0, sizeof *m);
   if (gethostname(m->hostname, sizeof m->hostname - 1) != 0)
@@ -145,6 +169,7 @@ void bench_machine_probe(bench_machine *m) {
       strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
     snprintf(m->date, sizeof m->date, "unknown");
   m->llc_bytes = bench_llc_bytes(m->llc_source, (int)sizeof m->llc_source);
+  probe_gpu_drivers(m->gpu_drivers, sizeof m->gpu_drivers);
 }
 
 void bench_machine_write_json(json_out *j, const bench_machine *m) {
@@ -163,4 +188,5 @@ void bench_machine_write_json(json_out *j, const bench_machine *m) {
   json_string(j, "date", m->date);
   json_int(j, "llc_bytes", (int64_t)m->llc_bytes);
   json_string(j, "llc_source", m->llc_source);
+  json_string(j, "gpu_drivers", m->gpu_drivers[0] ? m->gpu_drivers : NULL);
 }

@@ -17,6 +17,9 @@ typedef struct bench_machine {
   char date[32]; /* UTC, ISO 8601 */
   uint64_t llc_bytes;
   char llc_source[64]; /* where llc_bytes came from */
+  /* GPU kernel drivers the host has loaded (NVIDIA's /proc version line,
+   * amdgpu's module version), "" when none. */
+  char gpu_drivers[512];
 } bench_machine;
 
 void bench_machine_probe(bench_machine *m);

@@ -2,7 +2,7 @@
  * prints a table and optionally writes JSON (docs/benchmarks.md).
  *
  *   ferry-bench [BENCHMARK...] [--backend NAME[,NAME...]] [--json FILE]
- *               [--csv FILE] [--quick] [--reps N] [--list]
+ *               [--csv FILE] [--quick | --scale] [--reps N] [--list]
  *
  * With no BENCHMARK every benchmark in the table below runs. A benchmark is
  * one bench_fn; adding one is one line in `benchmarks`.
@@ -34,6 +34,8 @@ static const bench_entry benchmarks[] = {
     {"layernorm", "LayerNorm and RMSNorm, forward and backward",
      bench_layernorm},
     {"adan", "the fused Adan step", bench_adan},
+    {"epoch", "end-to-end epoch through the loader: zerocopy, staged, device",
+     bench_epoch},
 };
 #define NUM_BENCHMARKS ((int)(sizeof benchmarks / sizeof benchmarks[0]))
 
@@ -43,6 +45,7 @@ typedef struct backend_seen {
   char name[FERRY_NAME_MAX];
   char path[512];
   int available;
+  int device_count; /* devices the backend reports (for the JSON) */
   char device[FERRY_NAME_MAX];
   char reason[FERRY_REASON_MAX];
 } backend_seen;
@@ -58,6 +61,7 @@ typedef struct run_state {
   backend_seen seen[MAX_BACKENDS];
   int nseen;
   bench_results results;
+  int jobs_done, jobs_total; /* (backend, benchmark) pairs, for progress */
 } run_state;
 
 int bench_fail(const char *what, ferry_status status) {
@@ -69,13 +73,16 @@ int bench_fail(const char *what, ferry_status status) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: ferry-bench [BENCHMARK...] [--backend NAME[,NAME...]] "
-          "[--json FILE] [--csv FILE] [--quick] [--reps N] [--list]\n\n"
+          "[--json FILE] [--csv FILE] [--quick | --scale] [--reps N] "
+          "[--list]\n\n"
           "Runs each BENCHMARK (default: all) on every backend present, or "
           "on the\nnamed ones, prints a table and writes JSON to FILE.\n\n"
           "  --backend LIST  only these backends (each must be available)\n"
           "  --json FILE     write {\"machine\": ..., \"results\": [...]}\n"
           "  --csv FILE      write one row per result (params as key=value)\n"
           "  --quick         small buffers and few repetitions (smoke test)\n"
+          "  --scale         large sizes for big machines (papers100M-sized\n"
+          "                  tables where memory allows)\n"
           "  --reps N        timed repetitions (median taken; default 11)\n"
           "  --list          list benchmarks and backends, run nothing\n\n"
           "benchmarks:\n");
@@ -106,6 +113,8 @@ static int parse_args(int argc, char **argv, run_state *s) {
       exit(0);
     } else if (strcmp(a, "--quick") == 0) {
       s->cfg.quick = 1;
+    } else if (strcmp(a, "--scale") == 0) {
+      s->cfg.scale = 1;
     } else if (strcmp(a, "--list") == 0) {
       s->list_only = 1;
     } else if (strcmp(a, "--backend") == 0 || strcmp(a, "--json") == 0 ||
@@ -149,6 +158,10 @@ static int parse_args(int argc, char **argv, run_state *s) {
   if (!any)
     for (int b = 0; b < NUM_BENCHMARKS; b++)
       s->selected[b] = 1;
+  if (s->cfg.quick && s->cfg.scale) {
+    fprintf(stderr, "ferry-bench: --quick and --scale exclude each other\n");
+    return -1;
+  }
   return 0;
 }
 
@@ -186,7 +199,15 @@ static int run_backend(run_state *s, backend_seen *be) {
       continue;
     }
     size_t first = s->results.count;
-    if (benchmarks[b].run(&s->cfg, &t, &s->results) != 0) {
+    /* Progress on stderr: stdout stays the table. */
+    int job = ++s->jobs_done;
+    fprintf(stderr, "[%d/%d] %s on %s ...\n", job, s->jobs_total,
+            benchmarks[b].name, be->name);
+    double started = bench_now();
+    int failed_here = benchmarks[b].run(&s->cfg, &t, &s->results) != 0;
+    fprintf(stderr, "[%d/%d] %s on %s: %.1f s\n", job, s->jobs_total,
+            benchmarks[b].name, be->name, bench_now() - started);
+    if (failed_here) {
       fprintf(stderr, "ferry-bench: %s on %s failed\n", benchmarks[b].name,
               be->name);
       rc = -1;
@@ -220,8 +241,36 @@ static int discover(run_state *s) {
     snprintf(be->path, sizeof be->path, "%s", info.path);
     snprintf(be->reason, sizeof be->reason, "%s", info.reason);
     be->available = info.available;
+    be->device_count = info.device_count;
   }
   return 0;
+}
+
+/* The devices a backend reports: GPUs (or the OpenCL device) with their
+ * memory and capability, as ferry_backend_get_device_info gives them. */
+static void write_devices_json(json_out *j, const backend_seen *be) {
+  json_begin_array(j, "devices");
+  for (int d = 0; d < be->device_count; d++) {
+    ferry_device_info di = FERRY_DEVICE_INFO_INIT;
+    if (ferry_backend_get_device_info(be->name, d, &di) != FERRY_OK)
+      continue;
+    char cap[32], vendor[16];
+    snprintf(cap, sizeof cap, "%u.%u", di.capability_major,
+             di.capability_minor);
+    snprintf(vendor, sizeof vendor, "0x%04x", di.pci_vendor_id);
+    json_begin_object(j, NULL);
+    json_int(j, "index", d);
+    json_string(j, "name", di.name);
+    json_string(j, "pci_bus_id", di.pci_bus_id[0] ? di.pci_bus_id : NULL);
+    json_string(j, "pci_vendor_id", di.pci_vendor_id ? vendor : NULL);
+    json_int(j, "total_memory", (int64_t)di.total_memory);
+    json_string(j, "capability", cap);
+    json_bool(j, "host_unified_memory", di.host_unified_memory != 0);
+    json_bool(j, "usable", di.usable != 0);
+    json_string(j, "reason", di.reason);
+    json_end_object(j);
+  }
+  json_end_array(j);
 }
 
 static int write_json(const run_state *s) {
@@ -245,6 +294,7 @@ static int write_json(const run_state *s) {
     json_bool(&j, "available", be->available);
     json_string(&j, "device", be->device[0] ? be->device : NULL);
     json_string(&j, "reason", be->reason);
+    write_devices_json(&j, be);
     json_end_object(&j);
   }
   json_end_array(&j);
@@ -293,8 +343,17 @@ int main(int argc, char **argv) {
   printf("median of %d timed repetitions after %d warm-up; ratio* = buffers "
          "under 4x LLC, not judged\n",
          s.cfg.reps, s.cfg.warmup);
+  if (s.cfg.scale)
+    printf("--scale: large sizes, for the benchmarks that have them\n");
 
   int failed = 0, missing = 0;
+  int nselected = 0;
+  for (int b = 0; b < NUM_BENCHMARKS; b++)
+    nselected += s.selected[b] && benchmarks[b].run != NULL;
+  for (int i = 0; i < s.nseen; i++)
+    if (s.seen[i].available &&
+        (s.backends == NULL || in_list(s.backends, s.seen[i].name)))
+      s.jobs_total += nselected;
   if (s.backends != NULL) { /* every backend named must exist */
     for (const char *p = s.backends; *p;) {
       size_t len = strcspn(p, ",");

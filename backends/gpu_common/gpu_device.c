@@ -121,6 +121,8 @@ ferry_status ferry_gpu_device_info(int device, ferry_device_info *out) {
   bus_id(device, d.pci_bus_id, sizeof d.pci_bus_id);
   d.pci_vendor_id = FERRY_GPU_PCI_VENDOR;
   d.total_memory = (uint64_t)prop.totalGlobalMem;
+  /* One cudaMalloc/hipMalloc may take all of device memory. */
+  d.max_alloc_bytes = d.total_memory;
   /* cudaMalloc and hipMalloc return 256-byte aligned memory; kernels'
    * vector loads need no more. */
   d.base_address_align = 256;

@@ -152,8 +152,10 @@ static void describe(ocl_device *dev) {
       CL_SUCCESS)
     info->total_memory = mem;
   if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc,
-                      &max_alloc, NULL) == CL_SUCCESS)
+                      &max_alloc, NULL) == CL_SUCCESS) {
     dev->max_alloc = max_alloc;
+    info->max_alloc_bytes = max_alloc;
+  }
 
   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN is in bits. */
   cl_uint align_bits = 0;

@@ -144,17 +144,198 @@ typedef struct ferry_be_context_params {
   X(host_fn, (ferry_be_stream * s, const ferry_be_launch *l, ferry_host_fn fn, \
               void *user))
 
-/* Feature-table gathers (include/ferry/table.h). */
-#define FERRY_BACKEND_OPS_GATHER(X)
+/* Feature-table gathers (include/ferry/table.h). One call gathers n rows of
+ * a table that may be split across several backend buffers (an OpenCL
+ * device's maximum allocation): piece p holds rows [p * piece_rows,
+ * min(rows, (p + 1) * piece_rows)), each piece compact and row-major. ids
+ * is 1-D I32/I64, contiguous; out is 2-D compact (>= n, cols) of the table's
+ * dtype, or F32 for an f16/bf16 table (converted). An id outside [0, rows)
+ * zero-fills its out row and the backend defers FERRY_ERR_OUT_OF_RANGE with
+ * the first bad position. method: a ferry_gather_method (never DEFAULT);
+ * max_blocks: the grid cap (0: none). The core has checked every shape. */
+typedef struct ferry_be_gather {
+  uint32_t struct_size;
+  uint32_t num_pieces;
+  const ferry_be_memref *pieces;
+  uint64_t piece_rows;
+  uint64_t rows;
+  uint64_t cols;
+  ferry_dtype dtype;
+  const ferry_be_tensor *ids;
+  uint64_t n;
+  const ferry_be_tensor *out;
+  int method;
+  uint32_t max_blocks;
+  /* For backends whose kernels report bad ids through memory (cuda, hip):
+   * 8 bytes of device memory and 8 of pinned host memory private to this
+   * table and stream, or NULL (cpu, opencl). */
+  const ferry_be_memref *flag_device;
+  const ferry_be_memref *flag_host;
+} ferry_be_gather;
+#define FERRY_BACKEND_OPS_GATHER(X)                                            \
+  X(gather,                                                                    \
+    (ferry_be_stream * s, const ferry_be_launch *l, const ferry_be_gather *g))
 
-/* Graph sampling (include/ferry/graph.h). */
-#define FERRY_BACKEND_OPS_SAMPLE(X)
+/* Graph sampling (include/ferry/graph.h). One layer of a minibatch is three
+ * ops, in stream order: sample_count writes the CSC offsets (int64, n + 1,
+ * offsets[0] = 0) of the frontier's sampled edges; sample_pick writes each
+ * frontier node's sampled neighbors (int64 global ids) at those offsets;
+ * sample_relabel numbers frontier + neighbors by first occurrence. Every
+ * backend must produce the same values element for element: the per-node
+ * draws are core/philox.h's ferry_sample_positions. The frontier (int64, n
+ * distinct ids < num_nodes) and every output are memory of the sampler's
+ * context. Structs are valid during the call only. */
+typedef struct ferry_be_csr {
+  ferry_be_memref offsets; /* int64 [num_nodes + 1] */
+  ferry_be_memref cols;    /* col_dtype [num_edges] */
+  ferry_dtype col_dtype;   /* FERRY_DTYPE_I32 or FERRY_DTYPE_I64 */
+  int64_t num_nodes;
+  int64_t num_edges;
+} ferry_be_csr;
+typedef struct ferry_be_sample_layer {
+  uint64_t seed;
+  uint32_t batch_id;
+  uint32_t layer;
+  int64_t fanout; /* -1: every neighbor */
+  int32_t replace;
+} ferry_be_sample_layer;
+/* sample_relabel's scratch (`scratch_bytes` bytes): at least room for
+ * `table_slots` (a power of two >= 2 (n + e)) hash slots of two int64 (key,
+ * first position), then n + e + 1 int64. On backends flagged HOST_UNIFIED
+ * it also holds at least 4 * num_nodes bytes (room for a dense map). The
+ * core zero-fills it when it allocates it; between relabels of one sampler
+ * stream it keeps what the backend's last relabel left there. */
+#define FERRY_BE_SAMPLE_SCRATCH_BYTES(slots, n_total)                          \
+  ((uint64_t)(slots)*16u + ((uint64_t)(n_total) + 1u) * 8u)
+#define FERRY_BACKEND_OPS_SAMPLE(X)                                            \
+  X(sample_count,                                                              \
+    (ferry_be_stream * s, const ferry_be_launch *l, const ferry_be_csr *g,     \
+     const ferry_be_sample_layer *p, const ferry_be_memref *frontier,          \
+     uint64_t n, const ferry_be_memref *offsets_out))                          \
+  X(sample_pick,                                                               \
+    (ferry_be_stream * s, const ferry_be_launch *l, const ferry_be_csr *g,     \
+     const ferry_be_sample_layer *p, const ferry_be_memref *frontier,          \
+     uint64_t n, const ferry_be_memref *offsets, const ferry_be_memref *out))  \
+  X(sample_relabel,                                                            \
+    (ferry_be_stream * s, const ferry_be_launch *l,                            \
+     const ferry_be_memref *frontier, uint64_t n, const ferry_be_memref *nbrs, \
+     uint64_t e, int64_t num_nodes, const ferry_be_memref *scratch,            \
+     uint64_t scratch_bytes, uint64_t table_slots,                             \
+     const ferry_be_memref *src_out, const ferry_be_memref *local_out,         \
+     const ferry_be_memref *num_src_out))
 
-/* LayerNorm and RMSNorm (include/ferry/norm.h). */
-#define FERRY_BACKEND_OPS_NORM(X)
+/* LayerNorm and RMSNorm (include/ferry/norm.h). The core has checked
+ * everything ferry_norm_forward/backward document: rows > 0 and cols > 0;
+ * x/y/dy/dx 2-D of one dtype (f32, f16, bf16) with strides[1] == 1 and
+ * strides[0] >= cols; gamma/beta/dgamma/dbeta 1-D of cols contiguous
+ * elements, f32 or x's dtype; mean/rstd 1-D f32 of rows contiguous
+ * elements. Optional operands are NULL. kind is a ferry_norm_kind; flags are
+ * FERRY_NORM_* (FERRY_NORM_ACCUMULATE). */
+#define FERRY_BACKEND_OPS_NORM(X)                                              \
+  X(norm_forward,                                                              \
+    (ferry_be_stream * s, const ferry_be_launch *l, int kind, float eps,       \
+     const ferry_be_tensor *x, const ferry_be_tensor *gamma,                   \
+     const ferry_be_tensor *beta, const ferry_be_tensor *y,                    \
+     const ferry_be_tensor *mean, const ferry_be_tensor *rstd))                \
+  X(norm_backward,                                                             \
+    (ferry_be_stream * s, const ferry_be_launch *l, int kind, uint32_t flags,  \
+     const ferry_be_tensor *dy, const ferry_be_tensor *x,                      \
+     const ferry_be_tensor *gamma, const ferry_be_tensor *mean,                \
+     const ferry_be_tensor *rstd, const ferry_be_tensor *dx,                   \
+     const ferry_be_tensor *dgamma, const ferry_be_tensor *dbeta))
 
-/* The Adan optimizer (include/ferry/adan.h). */
-#define FERRY_BACKEND_OPS_ADAN(X)
+/* The Adan optimizer (include/ferry/adan.h). One op runs a whole step: the
+ * gradient reduction when clipping or the finite check asks for it, the
+ * per-group scalars (counter, bias corrections, clip coefficient) computed
+ * on the device from the control block, then the fused update. */
+#define FERRY_BE_ADAN_MAX_GROUPS 64
+/* Per-block partial sums a GPU-style reduction may leave in the control
+ * block; the scalar pass adds them in index order (deterministic). */
+#define FERRY_BE_ADAN_PARTIALS 1024
+/* Elements per entry of the device chunk table (a multiple of 64): one
+ * GPU block of 256 threads each, 512 blocks for 1M parameters. */
+#define FERRY_BE_ADAN_CHUNK 2048
+
+enum {
+  FERRY_BE_ADAN_NO_PROX = 1u << 0,
+  FERRY_BE_ADAN_CLIP = 1u << 1,         /* max_grad_norm > 0 */
+  FERRY_BE_ADAN_CHECK_FINITE = 1u << 2, /* skip on Inf/NaN gradients */
+  FERRY_BE_ADAN_MASTER = 1u << 3        /* state holds f32 master weights */
+};
+
+/* One group's device-side scalars. step and master_ready persist; the rest
+ * is what the scalar pass derived for the current step. */
+typedef struct ferry_be_adan_group_ctl {
+  uint32_t step;         /* k: steps taken */
+  uint32_t master_ready; /* master weights hold the parameters */
+  uint32_t use_master;   /* this step reads the master weights */
+  uint32_t reserved;
+  float s1;           /* lr / (1 - b1^k) */
+  float s2;           /* lr b2 / (1 - b2^k) */
+  float inv_sqrt_bc3; /* 1 / sqrt(1 - b3^k) */
+  float decay;        /* 1 / (1 + lr wd), or 1 - lr wd with no_prox */
+} ferry_be_adan_group_ctl;
+
+/* The control block, in device memory, zeroed at creation. */
+typedef struct ferry_be_adan_control {
+  uint32_t skipped; /* the last step found a non-finite gradient */
+  float clip;       /* the last step's clip coefficient */
+  uint32_t reserved[2];
+  ferry_be_adan_group_ctl groups[FERRY_BE_ADAN_MAX_GROUPS];
+  float partial_sum[FERRY_BE_ADAN_PARTIALS];    /* of g^2 */
+  uint32_t partial_bad[FERRY_BE_ADAN_PARTIALS]; /* a non-finite g */
+} ferry_be_adan_control;
+
+/* Hyper-parameters of one step (small enough to pass to a kernel). In
+ * double: 1 - beta^k from an f32 beta would be off by ~1e-6 relative. */
+typedef struct ferry_be_adan_hyper {
+  double beta1, beta2, beta3, eps, max_grad_norm;
+  uint32_t flags; /* FERRY_BE_ADAN_* */
+  uint32_t group_count;
+  double lr[FERRY_BE_ADAN_MAX_GROUPS];
+  double weight_decay[FERRY_BE_ADAN_MAX_GROUPS];
+} ferry_be_adan_hyper;
+
+/* One tensor of a step. The state vectors of its group are `stride`
+ * elements apart: m at state, then v, n, the previous gradient and (with
+ * FERRY_BE_ADAN_MASTER) the f32 master weights. */
+typedef struct ferry_be_adan_tensor {
+  ferry_be_memref param, grad;
+  ferry_be_memref state; /* the tensor's first m element */
+  uint64_t stride;       /* elements between state vectors */
+  uint64_t length;       /* elements, > 0 */
+  uint32_t group;
+  ferry_dtype param_dtype; /* f32, f16, bf16 */
+  ferry_dtype grad_dtype;  /* f32 or param_dtype */
+} ferry_be_adan_tensor;
+
+/* The device chunk table's entry: up to FERRY_BE_ADAN_CHUNK elements of one
+ * tensor, by address (memref ptr + offset), for kernels that walk every
+ * tensor in one launch. */
+typedef struct ferry_be_adan_chunk {
+  uint64_t param, grad, state; /* addresses of the chunk's first elements */
+  uint64_t stride;             /* elements between state vectors */
+  uint32_t count;              /* elements, 1..FERRY_BE_ADAN_CHUNK */
+  uint16_t group;
+  uint8_t param_dtype, grad_dtype; /* ferry_dtype values */
+} ferry_be_adan_chunk;
+
+typedef struct ferry_be_adan_step {
+  uint32_t struct_size;
+  ferry_be_adan_hyper hyper;
+  ferry_be_memref control; /* a ferry_be_adan_control */
+  /* Valid during the call only: copy what queued work needs. */
+  const ferry_be_adan_tensor *tensors;
+  uint64_t tensor_count;
+  /* The same tensors cut into chunks, in device memory, valid until the
+   * step has run. */
+  ferry_be_memref chunks;
+  uint64_t chunk_count;
+} ferry_be_adan_step;
+
+#define FERRY_BACKEND_OPS_ADAN(X)                                              \
+  X(adan_step, (ferry_be_stream * s, const ferry_be_launch *l,                 \
+                const ferry_be_adan_step *step))
 
 #define FERRY_BACKEND_OPS(X)                                                   \
   FERRY_BACKEND_OPS_MEMORY(X)                                                  \

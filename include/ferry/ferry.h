@@ -130,6 +130,10 @@ typedef struct ferry_device_info {
   uint32_t host_unified_memory;  /* nonzero: device memory is host memory */
   uint32_t usable;               /* zero: see reason */
   char reason[FERRY_REASON_MAX]; /* why unusable, or "" */
+  /* Largest single buffer the device allows (OpenCL's
+   * CL_DEVICE_MAX_MEM_ALLOC_SIZE; CUDA/HIP: the device memory); 0 when the
+   * backend sets no limit or predates the field. Appended (ABI 1.x). */
+  uint64_t max_alloc_bytes;
 } ferry_device_info;
 #define FERRY_DEVICE_INFO_INIT                                                 \
   { .struct_size = sizeof(ferry_device_info) }
@@ -425,6 +429,8 @@ FERRY_API ferry_status ferry_event_native_handle(const ferry_event *event,
 #include <ferry/graph.h>
 #include <ferry/norm.h>
 #include <ferry/adan.h>
+/* The minibatch loader that joins them. */
+#include <ferry/loader.h>
 
 #ifdef __cplusplus
 }
