@@ -26,17 +26,18 @@ stage() {
 }
 
 # Debian 12 packages: compilers and CMake, hwloc, Criterion, OpenCL with
-# PoCL, HIP's compiler and runtime headers, and what the scripts use.
+# PoCL, HIP's compiler and runtime headers, what the scripts use, and the
+# Python binding's test environment (venv, NumPy, PyTorch 1.13, pytest).
 ferry_packages=(
   build-essential cmake pkg-config git file python3 clang-format
   libhwloc-dev hwloc libcriterion-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   hipcc libamdhip64-dev
+  python3-venv python3-setuptools python3-numpy python3-torch python3-pytest
 )
 
-# What the benchmark's comparison and plot use on top: matplotlib for the
-# plot, PyTorch (cpu) as the peer of the normalization and optimizer runs.
-ferry_bench_packages=(python3-matplotlib python3-numpy python3-torch)
+# What the benchmark's plot uses on top (matplotlib).
+ferry_bench_packages=(python3-matplotlib)
 
 # ferry_install_deps [EXTRA PACKAGE...]
 ferry_install_deps() {

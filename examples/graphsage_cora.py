@@ -200,7 +200,11 @@ def train(args, data, hard_delta=None, log=print):
 
 
 def load(args):
-    ctx = ft.context()  # cpu: the model and ferry share host memory
+    # cpu (default): the loader's batches are host memory the model reads in
+    # place; another backend's batches are copied to the host (torch here is
+    # CPU-only). LayerNorm and Adan run on ferry.torch's cpu context.
+    ctx = ft.context() if args.backend == "cpu" else \
+        ferry.Context(args.backend)
     cora = ferry.Linqs(ctx, args.data)
     table = cora.feature_table()
     return {"ctx": ctx, "cora": cora, "table": table}
@@ -225,6 +229,8 @@ def parse(argv=None):
                    "validation accuracy")
     p.add_argument("--hard-batches", type=float, default=None, metavar="δ",
                    help="also train with the hard-batch selector, k=int(δB)")
+    p.add_argument("--backend", default="cpu",
+                   help="ferry backend of the loader (sampling, gathering)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: torch's default)")
     p.add_argument("--json", default=None, help="write the results here")

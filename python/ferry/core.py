@@ -202,7 +202,7 @@ class Context(_Handle):
         self._next_child = 0
         self._child_lock = threading.Lock()
         super().__init__(h.value)
-        self._default_stream = None
+        self._tls = threading.local()
 
     def _adopt(self, owned):
         with self._child_lock:
@@ -218,7 +218,7 @@ class Context(_Handle):
             kids = sorted(self._children.items(), reverse=True)
         for _, k in kids:  # newest first: loaders before tables and graphs
             k.close()
-        self._default_stream = None
+        self._tls = threading.local()
         super().close()
 
     @property
@@ -234,15 +234,29 @@ class Context(_Handle):
 
     @property
     def backend(self):
-        return self.info["backend"]
+        """The backend's name (fixed for the context's life: cached)."""
+        b = self.__dict__.get("_backend_name")
+        if b is None:
+            b = self._backend_name = self.info["backend"]
+        return b
+
+    @property
+    def base_address_align(self):
+        a = self.__dict__.get("_align")
+        if a is None:
+            a = self._align = max(
+                int(self.info["device"]["base_address_align"]), 1)
+        return a
 
     @property
     def stream(self):
-        """A stream of the context's own, made on first use, for calls that
-        are not given one."""
-        if self._default_stream is None or self._default_stream.closed:
-            self._default_stream = Stream(self)
-        return self._default_stream
+        """The calling thread's stream of this context, made on first use,
+        for calls that are not given one (a ferry stream is used by one
+        thread at a time, so each thread gets its own)."""
+        s = getattr(self._tls, "stream", None)
+        if s is None or s.closed:
+            s = self._tls.stream = Stream(self)
+        return s
 
     def synchronize(self):
         call("ferry_context_synchronize", self.handle)
@@ -658,7 +672,7 @@ def _device_readable(context, t, write):
     """A host view made usable by a device backend (see as_tensor)."""
     ext = t._extent() * numpy_dtype(t._t.dtype).itemsize
     addr = t._t.host
-    align = max(int(context.info["device"]["base_address_align"]), 1)
+    align = context.base_address_align
     if ext and addr % align == 0:
         try:
             h = ctypes.c_void_p()

@@ -62,7 +62,7 @@ _GetPointerRaw = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p,
     ("PyCapsule_GetPointer", _api))
 
 # Exported structs still owned by ferry's side of the exchange: address ->
-# (the struct, ferry's export, the context). An entry goes when the
+# (the struct, ferry's export, the context, the tensor). An entry goes when the
 # struct's deleter runs (consumer done, or capsule collected unconsumed).
 _live = {}
 _live_lock = threading.Lock()
@@ -190,7 +190,9 @@ def export(tensor, stream=None, max_version=None, dl_device=None, copy=None):
     w.manager_ctx = None
     addr = ctypes.addressof(w)
     with _live_lock:
-        _live[addr] = (w, m, tensor.context)
+        # The tensor too: a host view's memory (a NumPy array) is kept
+        # alive by the tensor, not by ferry's export.
+        _live[addr] = (w, m, tensor.context, tensor)
     try:
         return _api.PyCapsule_New(addr, name, _CAPSULE_DESTRUCTOR_FN)
     except BaseException:

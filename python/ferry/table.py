@@ -103,14 +103,21 @@ class Table(_Handle):
             "host_threads": i.host_threads,
         }
 
+    def _static(self):
+        """(rows, cols, dtype): fixed for the table's life, cached."""
+        st = self.__dict__.get("_static_info")
+        if st is None:
+            i = self.info
+            st = self._static_info = (i["rows"], i["cols"], i["dtype"])
+        return st
+
     @property
     def shape(self):
-        i = self.info
-        return (i["rows"], i["cols"])
+        return self._static()[:2]
 
     @property
     def dtype(self):
-        return self.info["dtype"]
+        return self._static()[2]
 
     def write(self, first_row, array):
         i = self.info
@@ -157,10 +164,9 @@ def gather(table, ids, out=None, n=None, stream=None, dtype=None,
     ids_t = as_tensor(ctx, ids)
     if n is None:
         n = ids_t.shape[0] if ids_t.ndim else 0
-    info = table.info
+    _, cols, tdtype = table._static()
     if out is None:
-        out = new_output(ctx, (int(n), info["cols"]),
-                         dtype or info["dtype"])
+        out = new_output(ctx, (int(n), cols), dtype or tdtype)
     out_t = as_tensor(ctx, out, write=True)
     opts = gather_options(method, max_blocks)
     s = stream or ctx.stream

@@ -185,7 +185,8 @@ class Adan(_torch.optim.Optimizer):
     weight_decay are per group and may change between steps (schedules). A
     parameter without a gradient steps with a zero gradient (the official
     code skips it instead). The optimizer's state (m, v, n, previous
-    gradient) lives in ferry: read it with ferry_state()."""
+    gradient) lives in ferry: read it with ferry_state(); state_dict() and
+    load_state_dict() carry it (with the step counters) under "ferry"."""
 
     def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8,
                  weight_decay=0.0, max_grad_norm=0.0, no_prox=False,
@@ -243,6 +244,42 @@ class Adan(_torch.optim.Optimizer):
                 grads.append(gr.detach().contiguous())
         self._ferry.step(params, grads)
         return loss
+
+    _STATES = ("m", "v", "n", "grad_prev")
+
+    def state_dict(self):
+        """torch's state dict plus ferry's state: per group the step
+        counter and the state vectors (float32 tensors), under "ferry"."""
+        sd = super().state_dict()
+        if self._ferry is not None:
+            groups = []
+            for i, g in enumerate(self.param_groups):
+                names = self._STATES
+                if any(p.dtype != _torch.float32 for p in g["params"]):
+                    names = names + ("master",)
+                e = {w: _torch.from_numpy(self._ferry.read_state(i, w))
+                     for w in names}
+                e["step"] = self._ferry.get_step(i)
+                groups.append(e)
+            sd["ferry"] = groups
+        return sd
+
+    def load_state_dict(self, state_dict):
+        sd = dict(state_dict)
+        groups = sd.pop("ferry", None)
+        super().load_state_dict(sd)
+        if groups is None:
+            return
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"the state has {len(groups)} groups, the "
+                             f"optimizer {len(self.param_groups)}")
+        if self._ferry is None:
+            self._build()
+        for i, e in enumerate(groups):
+            for w, v in e.items():
+                if w != "step":
+                    self._ferry.write_state(i, w, v.numpy())
+            self._ferry.set_step(i, int(e["step"]))
 
     @property
     def last_step_skipped(self):

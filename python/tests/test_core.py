@@ -179,6 +179,8 @@ def test_threads_gather_at_once(ctx, rng):
             for _ in range(20):
                 results[i] = tab.gather(ids[i], stream=s)
                 s.synchronize()
+                # Without a stream: the calling thread's own stream.
+                assert np.array_equal(tab.gather(ids[i]), data[ids[i]])
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 

@@ -61,6 +61,18 @@ def test_numpy_consumes_ferry_and_keeps_data_alive(ctx, rng):
         assert np.array_equal(n, a)
 
 
+def test_exported_host_view_keeps_the_array_alive(ctx, rng):
+    a = rng.standard_normal(1000).astype(np.float32)
+    want = a.copy()
+    t = ferry.Tensor.from_numpy(ctx, a)
+    y = torch.utils.dlpack.from_dlpack(t)
+    del a, t
+    gc.collect()
+    junk = [np.ones(1000, np.float32) for _ in range(50)]  # reuse freed memory
+    assert np.array_equal(y.numpy(), want)
+    del junk
+
+
 def test_ferry_consumes_numpy_in_place(ctx, rng):
     a = rng.standard_normal((11, 3)).astype(np.float32)
     t = ferry.from_dlpack(a, ctx)

@@ -39,3 +39,14 @@ def test_short_graphsage_run_learns(cora, tmp_path):
     # Hard batches take as many steps as the baseline.
     assert hard["steps"] == base["steps"]
     assert out.exists()
+
+
+def test_opencl_loader_trains_the_same(cora, ocl_ctx):
+    """The loader on OpenCL samples the same blocks and gathers the same
+    features as on cpu: the first epoch's validation accuracy agrees."""
+    g = _example()
+    args = ["--data", cora, "--epochs", "1", "--quiet"]
+    (cpu,) = g.main(args)
+    (ocl,) = g.main(args + ["--backend", "opencl"])
+    assert abs(cpu["val_history"][0] - ocl["val_history"][0]) <= 0.01
+    assert ocl["test_acc"] >= 0.5

@@ -9,12 +9,15 @@
 /* One list per area, each owned by that area's kernels. */
 #define FERRY_GPU_KERNELS_MEMORY(X) X(copy_bytes)
 #define FERRY_GPU_KERNELS_GATHER(X) X(gather_aligned) X(gather_naive)
-/* clang-format cannot settle this list's layout: */
-/* clang-format off */
 #define FERRY_GPU_KERNELS_SAMPLE(X)                                            \
-  X(sample_count) X(sample_scan) X(sample_pick_i32) X(sample_pick_i64)         \
-  X(sample_table_init) X(sample_insert) X(sample_mark) X(sample_emit)
-/* clang-format on */
+  X(sample_count)                                                              \
+  X(sample_scan)                                                               \
+  X(sample_pick_i32)                                                           \
+  X(sample_pick_i64)                                                           \
+  X(sample_table_init)                                                         \
+  X(sample_insert)                                                             \
+  X(sample_mark)                                                               \
+  X(sample_emit)
 #define FERRY_GPU_KERNELS_NORM(X)                                              \
   X(norm_fwd_warp)                                                             \
   X(norm_fwd_block)                                                            \
@@ -23,7 +26,9 @@
   X(norm_bwd_partial)                                                          \
   X(norm_bwd_final)
 #define FERRY_GPU_KERNELS_ADAN(X)                                              \
-  X(adan_reduce) X(adan_scalars) X(adan_update)
+  X(adan_reduce)                                                               \
+  X(adan_scalars)                                                              \
+  X(adan_update)
 
 #define FERRY_GPU_KERNELS(X)                                                   \
   FERRY_GPU_KERNELS_MEMORY(X)                                                  \
