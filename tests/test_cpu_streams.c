@@ -522,6 +522,35 @@ Test(cpu_streams, event_elapsed_time) {
   ferry_context_destroy(ctx);
 }
 
+/* An event recorded last completes together with its stream: once the event
+ * is seen complete the stream is idle, and once the stream is seen idle the
+ * event is complete (CUDA's semantics; a loader polls either). */
+Test(cpu_streams, event_and_stream_complete_together) {
+  ferry_context *ctx = ferry_test_context();
+  ferry_stream *s = NULL;
+  FERRY_OK_(ferry_stream_create(ctx, &s));
+  ferry_event *e = NULL;
+  FERRY_OK_(ferry_event_create(ctx, &e));
+  int nap = 0;
+  for (int i = 0; i < 2000; i++) {
+    FERRY_OK_(ferry_stream_enqueue_host_fn(s, sleep_fn, &nap));
+    FERRY_OK_(ferry_event_record(e, s));
+    if (i % 2 == 0) {
+      FERRY_OK_(ferry_event_synchronize(e));
+      cr_assert_eq(ferry_stream_query(s), FERRY_OK,
+                   "try %d: event complete but stream busy", i);
+    } else {
+      while (ferry_stream_query(s) == FERRY_ERR_NOT_READY)
+        sched_yield();
+      cr_assert_eq(ferry_event_query(e), FERRY_OK,
+                   "try %d: stream idle but event not complete", i);
+    }
+  }
+  ferry_event_destroy(e);
+  ferry_stream_destroy(s);
+  ferry_context_destroy(ctx);
+}
+
 /* An event destroyed while its record is still queued: the marker keeps
  * what it needs (ASan checks). */
 Test(cpu_streams, event_destroyed_while_recorded) {

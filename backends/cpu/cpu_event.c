@@ -113,8 +113,8 @@ ferry_status ferry_cpu_event_record(ferry_be_event *e, ferry_be_stream *s) {
   f->done = false;
   f->time_ns = 0;
   fence_args args = {f};
-  ferry_status st = ferry_cpu_enqueue(s, NULL, run_marker, &args, sizeof args,
-                                      fence_args_release);
+  ferry_status st = ferry_cpu_enqueue_marker(s, run_marker, &args, sizeof args,
+                                             fence_args_release);
   if (st != FERRY_OK) {
     ferry_cpu_host->free(f);
     return st;

@@ -149,6 +149,13 @@ ferry_status ferry_cpu_enqueue(ferry_be_stream *s,
                                size_t args_size,
                                ferry_cpu_task_cleanup_fn cleanup);
 
+/* The same for an event's marker (internal, sequence 0): its body runs with
+ * the stream's lock held, in the step that counts it finished, so it must
+ * be short and take no lock but the context's fence lock. */
+ferry_status ferry_cpu_enqueue_marker(ferry_be_stream *s, ferry_cpu_task_fn fn,
+                                      const void *args, size_t args_size,
+                                      ferry_cpu_task_cleanup_fn cleanup);
+
 /* Report the task's failure as the stream's deferred error (op and sequence
  * of the task's launch). Later tasks still run, as in CUDA. */
 void ferry_cpu_task_fail(const ferry_cpu_task *task, ferry_status status,

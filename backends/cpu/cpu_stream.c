@@ -27,6 +27,9 @@ struct ferry_cpu_task {
   ferry_cpu_task_cleanup_fn cleanup;
   void *args;
   uint64_t seq;
+  /* An event's marker: it counts as finished in the same critical section
+   * as its body runs (see dispatcher_main). */
+  bool marker;
   char op[32];
 };
 
@@ -48,11 +51,10 @@ static void run_task(ferry_cpu_task *t) {
   ferry_cpu_host->free(t);
 }
 
-ferry_status ferry_cpu_enqueue(ferry_be_stream *s,
-                               const ferry_be_launch *launch,
-                               ferry_cpu_task_fn fn, const void *args,
-                               size_t args_size,
-                               ferry_cpu_task_cleanup_fn cleanup) {
+static ferry_status enqueue(ferry_be_stream *s, const ferry_be_launch *launch,
+                            ferry_cpu_task_fn fn, const void *args,
+                            size_t args_size, ferry_cpu_task_cleanup_fn cleanup,
+                            bool marker) {
   const char *op = launch != NULL && launch->op != NULL ? launch->op : "";
   if (args_size > SIZE_MAX - TASK_ARGS_OFFSET)
     return ferry_cpu_host->set_error(
@@ -70,6 +72,7 @@ ferry_status ferry_cpu_enqueue(ferry_be_stream *s,
   t->cleanup = cleanup;
   t->args = (char *)t + TASK_ARGS_OFFSET;
   t->seq = launch != NULL ? launch->seq : 0;
+  t->marker = marker;
   snprintf(t->op, sizeof t->op, "%s", op);
   if (args_size > 0)
     memcpy(t->args, args, args_size);
@@ -88,6 +91,20 @@ ferry_status ferry_cpu_enqueue(ferry_be_stream *s,
   pthread_cond_signal(&s->wake);
   pthread_mutex_unlock(&s->lock);
   return FERRY_OK;
+}
+
+ferry_status ferry_cpu_enqueue(ferry_be_stream *s,
+                               const ferry_be_launch *launch,
+                               ferry_cpu_task_fn fn, const void *args,
+                               size_t args_size,
+                               ferry_cpu_task_cleanup_fn cleanup) {
+  return enqueue(s, launch, fn, args, args_size, cleanup, false);
+}
+
+ferry_status ferry_cpu_enqueue_marker(ferry_be_stream *s, ferry_cpu_task_fn fn,
+                                      const void *args, size_t args_size,
+                                      ferry_cpu_task_cleanup_fn cleanup) {
+  return enqueue(s, NULL, fn, args, args_size, cleanup, true);
 }
 
 void ferry_cpu_task_fail(const ferry_cpu_task *task, ferry_status status,
@@ -122,6 +139,16 @@ static void *dispatcher_main(void *arg) {
     s->head = t->next;
     if (s->head == NULL)
       s->tail = NULL;
+    if (t->marker) {
+      /* An event completes and the stream counts its marker finished at
+       * once: whoever sees the event complete then finds the stream idle
+       * (if nothing followed), and whoever sees the stream idle finds the
+       * event complete, as in CUDA. The body only takes the fence lock. */
+      s->finished++;
+      run_task(t);
+      pthread_cond_broadcast(&s->idle);
+      continue;
+    }
     pthread_mutex_unlock(&s->lock);
     run_task(t);
     pthread_mutex_lock(&s->lock);
