@@ -1,7 +1,7 @@
 /* The cpu norm row kernels at 8 lanes for CPUs with AVX2, compiled for it
  * here alone (the rest of ferry keeps the baseline ISA); cpu_norm.c picks
  * them when __builtin_cpu_supports("avx2") says so. FMA is deliberately not
- * enabled: both builds must give the same bits. */
+ * enabled: all builds must give the same bits. */
 #include "cpu_norm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -290,8 +290,16 @@ ALWAYS_INLINE void pf32(const char *pf, int64_t i, size_t es) {
 ALWAYS_INLINE int64_t nt_lead(const void *p, int64_t n, size_t es, int nt) {
   if (!nt)
     return 0;
+  /* Elements not aligned to their size (a caller's odd host pointer) never
+   * reach a 64-byte boundary: all normal stores then (see row_nt). */
   int64_t lead = (int64_t)((64 - ((uintptr_t)p & 63)) & 63) / (int64_t)es;
   return lead < n ? lead : n;
+}
+
+/* Whether a row's output at p takes non-temporal stores: asked for, and p
+ * aligned to its element size (so that some element is 64-byte aligned). */
+ALWAYS_INLINE int row_nt(int nt, const void *p, size_t es) {
+  return nt && ((uintptr_t)p & (es - 1)) == 0;
 }
 
 /* ---- row statistics ------------------------------------------------------ */
@@ -371,7 +379,7 @@ ALWAYS_INLINE void fwd_row(const cpu_norm_fwd_args *a, int64_t r,
   void *y = a->y + (size_t)(r * a->y_ld) * es;
   int64_t n = a->cols;
   const float *g = a->g, *b = a->b;
-  int layer = a->kind == CPU_NORM_LAYER, nt = a->nt;
+  int layer = a->kind == CPU_NORM_LAYER, nt = row_nt(a->nt, y, es);
   /* The row read `pf_rows` ahead: about 4 KiB ahead of this one. */
   const char *pf = r + a->pf_rows < a->rows
                        ? a->x + (size_t)((r + a->pf_rows) * a->x_ld) * es
@@ -473,7 +481,7 @@ ALWAYS_INLINE void bwd_row(const cpu_norm_bwd_args *a, int64_t r,
   void *dx = a->dx + (size_t)(r * a->dx_ld) * es;
   int64_t n = a->cols;
   const float *g = a->g;
-  int layer = a->kind == CPU_NORM_LAYER, nt = a->nt;
+  int layer = a->kind == CPU_NORM_LAYER, nt = row_nt(a->nt, dx, es);
   float m = layer ? a->mean[r] : 0.0f, rs = a->rstd[r];
   v32 vm = v_splat(m), vr = v_splat(rs);
   /* Sums of g*dy (LayerNorm only) and g*dy*xhat. */
