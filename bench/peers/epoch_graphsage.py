@@ -3,7 +3,7 @@
 model's rate on a GPU host (docs/benchmarks-epoch.md).
 
 Builds blocks shaped like a batch of ferry-bench epoch's (1024 seeds,
-fanouts 15,10,5 on its R-MAT graph: the block sizes below, or --blocks),
+fanouts 15,10,5 on its R-MAT graph: the block sizes below),
 runs forward + backward of a 3-layer GraphSAGE (128 -> 256 -> 256 -> 172,
 mean aggregation by index_add_, separate self and neighbour Linear layers,
 as DGL's SAGEConv) on the chosen device, and divides the FLOPs of
@@ -24,10 +24,11 @@ import time
 import torch
 
 HIDDEN, CLASSES, IN = 256, 172, 128
-# (num_dst, num_src, num_edges) of blocks 0, 1, 2: a typical batch of
-# ferry-bench epoch's default run (R-MAT scale 19, batch 1024).
-DEFAULT_BLOCKS = [(60000, 330000, 800000), (6000, 60000, 55000),
-                  (1024, 6000, 5000)]
+# (num_dst, num_src, num_edges) of blocks 0, 1, 2: the first batch of
+# ferry-bench epoch's default run (R-MAT scale 19, batch 1024), as its
+# "# epoch: first batch" line prints them.
+DEFAULT_BLOCKS = [(13408, 59262, 174656), (2649, 13408, 18365),
+                  (1024, 2649, 1835)]
 
 
 def model_flops(blocks):
