@@ -243,9 +243,8 @@ static int measure(run *r, bench_results *out) {
     rc = op_rep(r, i, &(double){0});
   double t_copy = 0, t_op = 0;
   if (rc == 0)
-    rc = bench_repeat(r->cfg->warmup, r->cfg->reps, copy_rep, r, &t_copy);
-  if (rc == 0)
-    rc = bench_repeat(r->cfg->warmup, r->cfg->reps, op_rep, r, &t_op);
+    rc = bench_repeat_pair(r->cfg->warmup, r->cfg->reps, copy_rep, r, op_rep, r,
+                           &t_copy, &t_op);
   if (rc == 0)
     rc = check(r);
   free_sets(r);

@@ -44,3 +44,26 @@ int bench_repeat(int warmup, int reps, bench_rep_fn fn, void *arg,
   *median_s = bench_median(samples, reps);
   return 0;
 }
+
+int bench_repeat_pair(int warmup, int reps, bench_rep_fn limit, void *limit_arg,
+                      bench_rep_fn op, void *op_arg, double *limit_s,
+                      double *op_s) {
+  double a[BENCH_MAX_REPS], b[BENCH_MAX_REPS];
+  if (reps < 1 || reps > BENCH_MAX_REPS || warmup < 0) {
+    fprintf(stderr, "ferry-bench: %d repetitions: must be 1..%d\n", reps,
+            BENCH_MAX_REPS);
+    return -1;
+  }
+  for (int r = 0; r < warmup + reps; r++) {
+    double s = 0, t = 0;
+    if (limit(limit_arg, r, &s) != 0 || op(op_arg, r, &t) != 0)
+      return -1;
+    if (r >= warmup) {
+      a[r - warmup] = s;
+      b[r - warmup] = t;
+    }
+  }
+  *limit_s = bench_median(a, reps);
+  *op_s = bench_median(b, reps);
+  return 0;
+}

@@ -23,4 +23,11 @@ typedef int (*bench_rep_fn)(void *arg, int rep, double *seconds);
 int bench_repeat(int warmup, int reps, bench_rep_fn fn, void *arg,
                  double *median_s);
 
+/* The same for an op and its limit, their repetitions alternating (limit,
+ * op, limit, op, ...): on a shared machine both then see the same load, so
+ * their ratio holds even while the absolute figures drift. */
+int bench_repeat_pair(int warmup, int reps, bench_rep_fn limit, void *limit_arg,
+                      bench_rep_fn op, void *op_arg, double *limit_s,
+                      double *op_s);
+
 #endif

@@ -7,9 +7,17 @@
 /* Below this one thread saturates what a core's memory path can move; above
  * it the pool's threads add bandwidth. */
 #define CPU_MEMOP_PARALLEL_MIN ((uint64_t)1 << 20)
-/* Per-claim size: large enough to amortise the claim, a multiple of 4 KiB so
- * that no two threads write the same page's cache lines. */
-#define CPU_MEMOP_CHUNK ((uint64_t)256 << 10)
+/* Split a large copy or fill into one piece per thread, each a multiple of
+ * 4 KiB (no two threads write the same page's lines). Few large pieces, not
+ * many small ones: glibc's memcpy/memset switch to non-temporal stores only
+ * above a size near the last-level cache, and below it every store first
+ * reads its line (measured on the 2-core VM, 256 MiB over 2 threads: 6.0
+ * GB/s in 256 KiB pieces, 9.8 GB/s in 128 MiB pieces). */
+static uint64_t memop_chunk(const ferry_be_context *ctx, uint64_t size) {
+  uint64_t threads = (uint64_t)ferry_cpu_num_threads(ctx);
+  uint64_t chunk = (size + threads - 1) / threads;
+  return (chunk + 4095) & ~(uint64_t)4095;
+}
 
 typedef struct copy_args {
   char *dst;
@@ -38,8 +46,9 @@ static void run_copy(const ferry_cpu_task *task, void *args) {
   } else if (a->size < CPU_MEMOP_PARALLEL_MIN) {
     memcpy(a->dst, a->src, a->size);
   } else {
-    ferry_cpu_parallel_for(ferry_cpu_task_context(task), a->size,
-                           CPU_MEMOP_CHUNK, copy_range, a);
+    ferry_be_context *ctx = ferry_cpu_task_context(task);
+    ferry_cpu_parallel_for(ctx, a->size, memop_chunk(ctx, a->size), copy_range,
+                           a);
   }
 }
 
@@ -54,7 +63,8 @@ static void run_fill(const ferry_cpu_task *task, void *args) {
     memset(a->dst, a->value, a->size);
   else
     ferry_cpu_parallel_for(ferry_cpu_task_context(task), a->size,
-                           CPU_MEMOP_CHUNK, fill_range, a);
+                           memop_chunk(ferry_cpu_task_context(task), a->size),
+                           fill_range, a);
 }
 
 ferry_status ferry_cpu_op_copy(ferry_be_stream *s, const ferry_be_launch *l,
