@@ -75,6 +75,7 @@ static void loader_free(ferry_loader *L) {
       ferry_batch *b = &L->slots[i];
       ferry_minibatch_destroy(b->mb);
       ferry_buffer_destroy(b->features);
+      ferry_buffer_destroy(b->host_ids);
       ferry_event_destroy(b->ready);
       ferry_event_destroy(b->release);
     }

@@ -25,6 +25,10 @@ struct ferry_batch {
   ferry_minibatch *mb;
   ferry_buffer *features;
   uint64_t features_bytes;
+  /* A STAGED table gathers on the host: the minibatch's device ids are
+   * copied here (pinned host memory) first. NULL until needed. */
+  ferry_buffer *host_ids;
+  uint64_t host_ids_bytes;
   ferry_event *ready;   /* recorded on the loader's stream after the gather */
   ferry_event *release; /* recorded on the consumer's stream at release */
   /* release was recorded and the loader's stream has not waited on it yet

@@ -61,6 +61,44 @@ static ferry_status grow_features(ferry_loader *L, ferry_batch *slot,
   return st;
 }
 
+/* The ids a gather from the loader's table reads. A STAGED table gathers on
+ * the host, which cannot read a device's ids (OpenCL device buffers, discrete
+ * GPUs): they are copied into the slot's pinned buffer on the loader's stream
+ * first, in order before the gather. Other tables read the minibatch's ids
+ * where they are. */
+static ferry_status gather_ids(ferry_loader *L, ferry_batch *slot,
+                               ferry_tensor *ids, int64_t m) {
+  ferry_table_info ti = FERRY_TABLE_INFO_INIT;
+  ferry_status st = ferry_table_get_info(L->table, &ti);
+  if (st != FERRY_OK || ti.path != FERRY_GATHER_PATH_STAGED ||
+      ids->buffer == NULL || m == 0)
+    return st;
+  ferry_buffer_info bi = FERRY_BUFFER_INFO_INIT;
+  st = ferry_buffer_get_info(ids->buffer, &bi);
+  if (st != FERRY_OK || bi.host_pointer != NULL)
+    return st;
+  uint64_t bytes = (uint64_t)m * ferry_dtype_size(ids->dtype);
+  if (slot->host_ids == NULL || slot->host_ids_bytes < bytes) {
+    if ((st = ferry_stream_synchronize(L->stream)) != FERRY_OK)
+      return st;
+    ferry_buffer_destroy(slot->host_ids);
+    slot->host_ids = NULL;
+    slot->host_ids_bytes = 0;
+    uint64_t cap = bytes + bytes / 2;
+    st = ferry_buffer_create(L->ctx, FERRY_MEMORY_PINNED_HOST, cap,
+                             &slot->host_ids);
+    if (st != FERRY_OK)
+      return st;
+    slot->host_ids_bytes = cap;
+  }
+  st = ferry_buffer_copy_async(L->stream, slot->host_ids, 0, ids->buffer,
+                               ids->byte_offset, bytes);
+  if (st != FERRY_OK)
+    return st;
+  int64_t shape[1] = {m};
+  return ferry_tensor_make(slot->host_ids, 0, ids->dtype, 1, shape, ids);
+}
+
 /* Fills `slot` with step `step` of the epoch. *end: the selector has no more
  * steps (the slot is untouched). */
 static ferry_status fill(ferry_loader *L, ferry_batch *slot, uint64_t epoch,
@@ -109,6 +147,8 @@ static ferry_status fill(ferry_loader *L, ferry_batch *slot, uint64_t epoch,
     int64_t shape[2] = {m, (int64_t)L->cols};
     st = ferry_tensor_make(slot->features, 0, L->dtype, 2, shape, &out);
   }
+  if (st == FERRY_OK)
+    st = gather_ids(L, slot, &ids, m);
   if (st == FERRY_OK)
     st = ferry_gather(L->table, &ids, (uint64_t)m, &out, L->stream, &L->gather);
   if (st == FERRY_OK)

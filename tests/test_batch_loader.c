@@ -232,6 +232,36 @@ Test(batch_loader, fixed_order_matches_sequential) {
   fixture_close(&f);
 }
 
+/* Every placement of the table: a STAGED table gathers on the host, so the
+ * loader hands it the minibatch's ids in host-readable memory. */
+Test(batch_loader, every_table_placement) {
+  fixture f = fixture_open(613, 613, 5, 13);
+  const int64_t n = 37, bs = 8;
+  int64_t *seeds = seed_list(n, f.num_nodes, 9);
+  const ferry_table_placement places[] = {
+      FERRY_PLACEMENT_ZEROCOPY, FERRY_PLACEMENT_STAGED, FERRY_PLACEMENT_DEVICE};
+  const char *names[] = {"zerocopy", "staged", "device"};
+  for (int p = 0; p < 3; p++) {
+    ferry_table_destroy(f.table);
+    f.table = NULL;
+    ferry_table_options to = FERRY_TABLE_OPTIONS_INIT;
+    to.placement = places[p];
+    FERRY_OK_(ferry_table_create(f.ctx, f.rows, f.cols, FERRY_DTYPE_F32, &to,
+                                 &f.table));
+    FERRY_OK_(ferry_table_write(f.table, 0, f.rows, f.host_rows));
+    ferry_loader_options o = FERRY_LOADER_OPTIONS_INIT;
+    o.batch_size = bs;
+    o.order = FERRY_LOADER_ORDER_FIXED;
+    ferry_loader *l = make_loader(&f, seeds, n, &o);
+    int64_t ids[8];
+    cr_assert_eq(run_epoch(&f, l, 1, ids, 8, names[p]), (n + bs - 1) / bs, "%s",
+                 names[p]);
+    ferry_loader_destroy(l);
+  }
+  free(seeds);
+  fixture_close(&f);
+}
+
 /* The seeds of every batch of an epoch, concatenated. */
 static int64_t *epoch_seeds(fixture *f, ferry_loader *l, uint64_t epoch,
                             int64_t n) {
