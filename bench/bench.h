@@ -48,6 +48,11 @@ BENCH_WEAK int bench_adan(const bench_config *cfg, const bench_target *target,
 BENCH_WEAK int bench_epoch(const bench_config *cfg, const bench_target *target,
                            bench_results *out);
 
+/* 1 for a device that emulates a GPU on the host's cores (OpenCL on PoCL):
+ * the op benchmarks run their small sizes there unless --scale, so that the
+ * default run stays a few minutes; such a device is not a speed target. */
+int bench_host_emulated(const bench_target *target);
+
 /* Prints "ferry-bench: <what>: <status>: <message>" and returns -1. */
 int bench_fail(const char *what, ferry_status status);
 

@@ -70,6 +70,11 @@ int bench_fail(const char *what, ferry_status status) {
   return -1;
 }
 
+int bench_host_emulated(const bench_target *target) {
+  return strcmp(target->info.backend, "cpu") != 0 &&
+         target->info.device.host_unified_memory != 0;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: ferry-bench [BENCHMARK...] [--backend NAME[,NAME...]] "
