@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds ferry with every backend whose toolchain is present and runs its
 # benchmarks on every backend that has a device here, writing the results to
-# build/bench-results.{json,csv} and the plot build/bench-results.png
-# (docs/benchmarks.md). Extra arguments go to ferry-bench (e.g. --quick, or a
+# build/bench-results.{json,csv} and the plot build/bench-results.png, then
+# runs the PyTorch/timm peers on the same shapes (docs/benchmarks.md). Extra arguments go to ferry-bench (e.g. --quick, or a
 # benchmark name).
 #
 #   bash .ci/build-and-bench.sh [FERRY-BENCH ARGS...]
@@ -18,3 +18,6 @@ stage bench "$build/bin/ferry-bench" --json "$build/bench-results.json" \
   --csv "$build/bench-results.csv" "$@"
 stage plot python3 "$ferry_src/bench/plot_results.py" \
   "$build/bench-results.json" "$build/bench-results.png"
+# PyTorch and timm on the same shapes (cpu), their time ratios printed.
+stage peers bash "$ferry_src/bench/peers/run_peers.sh" \
+  "$build/bench-results.json" "$build"

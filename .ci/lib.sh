@@ -36,8 +36,9 @@ ferry_packages=(
   python3-venv python3-setuptools python3-numpy python3-torch python3-pytest
 )
 
-# What the benchmark's plot uses on top (matplotlib).
-ferry_bench_packages=(python3-matplotlib)
+# What the benchmark's plot and peers use on top (matplotlib; torchvision
+# for timm, which comes from PyPI).
+ferry_bench_packages=(python3-matplotlib python3-torchvision)
 
 # ferry_install_deps [EXTRA PACKAGE...]
 ferry_install_deps() {
