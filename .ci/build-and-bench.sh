@@ -16,7 +16,10 @@ stage configure ferry_configure "$build"
 stage build ferry_build "$build"
 stage bench "$build/bin/ferry-bench" --json "$build/bench-results.json" \
   --csv "$build/bench-results.csv" "$@"
-stage plot python3 "$ferry_src/bench/plot_results.py" \
+# Debian's interpreter: matplotlib and torch are Debian packages (a python3
+# earlier on PATH, e.g. pyenv's, does not see them).
+py=${FERRY_PYTHON:-/usr/bin/python3}
+stage plot "$py" "$ferry_src/bench/plot_results.py" \
   "$build/bench-results.json" "$build/bench-results.png"
 # PyTorch and timm on the same shapes (cpu), their time ratios printed.
 stage peers bash "$ferry_src/bench/peers/run_peers.sh" \

@@ -14,6 +14,9 @@ out=$2
 here=$(cd "$(dirname "$0")" && pwd)
 python=${FERRY_PYTHON:-/usr/bin/python3}
 venv=$out/peers-venv
+# Medians of 5: PyTorch's cpu RMSNorm backward takes half a second a call
+# on the larger shapes, and the peers should not triple the run.
+reps=${FERRY_PEER_REPS:-5}
 rc=0
 
 if ! "$python" -c 'import torch' 2>/dev/null; then
@@ -22,7 +25,8 @@ if ! "$python" -c 'import torch' 2>/dev/null; then
 fi
 for peer in gather_torch layernorm_torch; do
   echo "--- peer $peer"
-  "$python" "$here/$peer.py" --json "$results" --out "$out/peer-$peer.json" || rc=1
+  "$python" "$here/$peer.py" --json "$results" --reps "$reps" \
+    --out "$out/peer-$peer.json" || rc=1
 done
 
 echo "--- peer adan_timm"
@@ -35,7 +39,7 @@ if ! "$venv/bin/python" -c 'import timm' 2>/dev/null; then
     echo "peers: timm could not be installed (see $out/peers-pip.log)"
 fi
 if "$venv/bin/python" -c 'import timm' 2>/dev/null; then
-  "$venv/bin/python" "$here/adan_timm.py" --json "$results" \
+  "$venv/bin/python" "$here/adan_timm.py" --json "$results" --reps "$reps" \
     --out "$out/peer-adan_timm.json" || rc=1
 else
   echo "peers: adan_timm skipped: timm is not importable"
