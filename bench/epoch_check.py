@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Smoke test of ferry-bench's end-to-end epoch: runs `ferry-bench epoch
---quick` on one backend and checks its records (docs/benchmarks-epoch.md).
+--quick` on one backend and checks its records (docs/benchmarks.md, "epoch").
 Exits 77 (CTest's skip) when the backend is not available here.
 
     epoch_check.py FERRY_BENCH BACKEND OUT_JSON

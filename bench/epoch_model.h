@@ -1,7 +1,7 @@
 /* The end-to-end epoch's stand-in for a model: the FLOPs of a GraphSAGE
  * forward + backward on a minibatch's blocks, the rate that turns them into
  * seconds, and the busy period that occupies the compute stream for them
- * (bench/epoch.c; docs/benchmarks-epoch.md). */
+ * (bench/epoch.c; docs/benchmarks.md, "epoch"). */
 #ifndef FERRY_BENCH_EPOCH_MODEL_H
 #define FERRY_BENCH_EPOCH_MODEL_H
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A PyTorch GraphSAGE training step, to supply `ferry-bench epoch` with the
-model's rate on a GPU host (docs/benchmarks-epoch.md).
+model's rate on a GPU host (docs/benchmarks.md, "epoch").
 
 Builds blocks shaped like a batch of ferry-bench epoch's (1024 seeds,
 fanouts 15,10,5 on its R-MAT graph: the block sizes below),
