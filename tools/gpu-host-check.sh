@@ -18,6 +18,11 @@
 #                     e.g. --cmake-arg -DFERRY_WERROR=OFF)
 #   --no-sanitizers   skip compute-sanitizer
 #   --no-bench        skip ferry-bench
+#   --steps LIST      only these of ctest,memcheck,racecheck,bench (configure
+#                     and build always run; with a kept --build they take
+#                     seconds). A device call lasts at most 10 minutes: run
+#                     `--steps ctest`, then `--steps memcheck,racecheck`,
+#                     then `--steps bench`, with the same --build and --out.
 #   --configure-only  stop after configuring (needs no GPU: for checking this
 #                     script and the dependencies where there is none)
 #
@@ -26,12 +31,15 @@
 # compute-sanitizer memcheck and racecheck, ferry-bench --backend cuda
 # --json. Exits 0 only if every step passed; 2 on bad usage or no GPU.
 set -uo pipefail
+steps=",ctest,memcheck,racecheck,bench,"
+# want STEP: the step was asked for (--steps).
+want() { case "$steps" in *",$1,"*) return 0 ;; esac; return 1; }
 
 die_usage() {
   echo "gpu-host-check: $*" >&2
   echo "usage: tools/gpu-host-check.sh --deps PREFIX --out DIR [--build DIR]" \
     "[--arch LIST] [--jobs N] [--cmake-arg ARG]... [--no-sanitizers]" \
-    "[--no-bench]" \
+    "[--no-bench] [--steps LIST]" \
     "[--configure-only]" >&2
   exit 2
 }
@@ -65,6 +73,11 @@ while [ $# -gt 0 ]; do
   --configure-only)
     configure_only=1
     shift
+    ;;
+  --steps)
+    [ $# -ge 2 ] || die_usage "--steps needs a value"
+    steps=",$2,"
+    shift 2
     ;;
   -h | --help)
     awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
@@ -221,7 +234,7 @@ if [ $configure_only -eq 1 ]; then
   note "configured in $build (--configure-only: stopping here)"
   exit $failed
 fi
-step build 240 "$out/build.log" \
+step build 300 "$out/build.log" \
   cmake --build "$build" -j "${jobs:-$(nproc)}" ||
   {
     note "FAILED (build); see build.log"
@@ -229,7 +242,7 @@ step build 240 "$out/build.log" \
   }
 
 # ---- tests -------------------------------------------------------------------
-if step ctest 180 "$out/ctest.log" \
+if want ctest && step ctest 300 "$out/ctest.log" \
   ctest --test-dir "$build" -L cuda --output-on-failure --timeout 170; then
   # ctest passes skipped tests; with a GPU here a skip means the plugin did
   # not see it.
@@ -238,7 +251,7 @@ if step ctest 180 "$out/ctest.log" \
     failed=1
   fi
 fi
-if ! grep -Eq 'tests failed out of [1-9]' "$out/ctest.log"; then
+if want ctest && ! grep -Eq 'tests failed out of [1-9]' "$out/ctest.log"; then
   note "ctest: FAILED: no cuda test ran"
   failed=1
 fi
@@ -298,15 +311,17 @@ sanitize() {
   return "$rc"
 }
 if [ $sanitizers -eq 1 ]; then
-  step memcheck 110 "$out/memcheck.log" sanitize memcheck "$out/memcheck.log"
-  step racecheck 90 "$out/racecheck.log" sanitize racecheck "$out/racecheck.log"
+  want memcheck &&
+    step memcheck 300 "$out/memcheck.log" sanitize memcheck "$out/memcheck.log"
+  want racecheck &&
+    step racecheck 240 "$out/racecheck.log" sanitize racecheck "$out/racecheck.log"
 fi
 
 # ---- benchmarks --------------------------------------------------------------
-if [ $bench -eq 1 ]; then
+if [ $bench -eq 1 ] && want bench; then
   bench_bin=$build/bin/ferry-bench
   if [ -x "$bench_bin" ]; then
-    step bench 90 "$out/bench.log" \
+    step bench 420 "$out/bench.log" \
       "$bench_bin" --backend cuda --json "$out/bench-cuda.json"
   else
     note "bench: not built (no $bench_bin)"
