@@ -3,176 +3,81 @@
  * memory is), shared by the context's STAGED tables and released with the
  * last of them.
  *
- * A run posts a job, wakes the helpers and claims chunks itself (it is the
- * backend's callback thread, whose affinity the pool leaves alone), so a
- * run always finishes even when every helper is busy with another stream's
- * job. Chunks are claimed with one atomic increment; the lock is taken only
- * to enter and leave a job. The pool has one thread fewer than the cpuset
- * has cores: the callback thread is the last one. */
+ * The pool is the cpu backend's (backends/cpu/cpu_pool.c, built into
+ * libferry): a run posts a job, wakes the helpers and claims chunks itself
+ * (it is the backend's callback thread, whose affinity the pool leaves
+ * alone), so a run always finishes even when every helper is busy with
+ * another stream's job. The pool has one thread fewer than the cpuset has
+ * cores: the callback thread is the last one. */
 #include "table_internal.h"
 
+#include "cpu_internal.h"
+
 #include <hwloc.h>
+#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-typedef struct pool_job {
-  ferry__range_fn fn;
-  void *arg;
-  uint64_t n, chunk, nchunks;
-  atomic_uint_fast64_t next; /* next chunk to claim; may run past nchunks */
-  int active;                /* helpers inside (pool lock) */
-  bool listed;               /* in pool->jobs (pool lock) */
-  struct pool_job *next_job;
-} pool_job;
 
 struct ferry__gather_pool {
   struct ferry__gather_pool *next; /* registry */
   const ferry_context *ctx;
   int refs; /* registry lock */
   int threads;
-  pthread_mutex_t lock;
-  pthread_cond_t work, left;
-  pool_job *jobs;
-  bool stopping;
-  int helpers;
-  pthread_t *helper;
+  ferry_cpu_pool pool;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static ferry__gather_pool *registry;
 
-static void run_chunks(pool_job *job) {
-  for (;;) {
-    uint64_t c = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-    if (c >= job->nchunks)
-      return;
-    uint64_t begin = c * job->chunk;
-    uint64_t end = job->n - begin < job->chunk ? job->n : begin + job->chunk;
-    job->fn(job->arg, begin, end);
-  }
-}
-
-static void unlist(ferry__gather_pool *p, pool_job *job) {
-  if (!job->listed)
-    return;
-  for (pool_job **it = &p->jobs; *it; it = &(*it)->next_job)
-    if (*it == job) {
-      *it = job->next_job;
-      break;
-    }
-  job->listed = false;
-}
-
-static void *helper_main(void *arg) {
-  ferry__gather_pool *p = arg;
-  pthread_mutex_lock(&p->lock);
-  for (;;) {
-    while (!p->stopping && p->jobs == NULL)
-      pthread_cond_wait(&p->work, &p->lock);
-    if (p->jobs == NULL)
-      break;
-    pool_job *job = p->jobs;
-    job->active++;
-    pthread_mutex_unlock(&p->lock);
-    run_chunks(job);
-    pthread_mutex_lock(&p->lock);
-    unlist(p, job);
-    if (--job->active == 0)
-      pthread_cond_broadcast(&p->left);
-  }
-  pthread_mutex_unlock(&p->lock);
-  return NULL;
-}
-
-static void pool_stop(ferry__gather_pool *p) {
-  pthread_mutex_lock(&p->lock);
-  p->stopping = true;
-  pthread_cond_broadcast(&p->work);
-  pthread_mutex_unlock(&p->lock);
-  for (int i = 0; i < p->helpers; i++)
-    pthread_join(p->helper[i], NULL);
-  pthread_cond_destroy(&p->left);
-  pthread_cond_destroy(&p->work);
-  pthread_mutex_destroy(&p->lock);
-  free(p->helper);
-  free(p);
-}
-
-/* CPUs of an hwloc list string into `set` (all online CPUs for ""). */
+/* The CPUs of an hwloc list string into `set`; for "" (no binding) or a
+ * list that does not parse, the calling thread's own affinity, which is
+ * what an unbound helper would inherit. Returns the CPU count (>= 1). */
 static int cpuset_parse(const char *list, cpu_set_t *set) {
   CPU_ZERO(set);
-  if (list == NULL || list[0] == '\0') {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    for (long c = 0; c < n && c < CPU_SETSIZE; c++)
-      CPU_SET((int)c, set);
-    return n > 0 ? (int)n : 1;
-  }
-  hwloc_bitmap_t b = hwloc_bitmap_alloc();
-  if (b == NULL || hwloc_bitmap_list_sscanf(b, list) != 0) {
+  hwloc_bitmap_t b = NULL;
+  if (list != NULL && list[0] != '\0') {
+    b = hwloc_bitmap_alloc();
+    if (b != NULL && hwloc_bitmap_list_sscanf(b, list) == 0) {
+      int cpu;
+      hwloc_bitmap_foreach_begin(cpu, b) {
+        if (cpu < CPU_SETSIZE)
+          CPU_SET(cpu, set);
+      }
+      hwloc_bitmap_foreach_end();
+    }
     hwloc_bitmap_free(b);
-    return 0;
   }
-  int cpu;
-  hwloc_bitmap_foreach_begin(cpu, b) {
-    if (cpu < CPU_SETSIZE)
-      CPU_SET(cpu, set);
+  if (CPU_COUNT(set) == 0 &&
+      pthread_getaffinity_np(pthread_self(), sizeof *set, set) != 0) {
+    CPU_ZERO(set);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, set);
   }
-  hwloc_bitmap_foreach_end();
-  hwloc_bitmap_free(b);
-  return CPU_COUNT(set);
+  return CPU_COUNT(set) > 0 ? CPU_COUNT(set) : 1;
 }
 
 static ferry_status pool_start(const ferry_context *ctx,
                                ferry__gather_pool **out) {
+  /* The pool code reports through the cpu backend's host services, which
+   * its init sets: make sure it ran (it is built in, so this only loads it
+   * on a context of another backend). */
+  ferry_status st = FERRY_OK;
+  if (ferry__plugin_get("cpu", &st, NULL) == NULL)
+    return st;
   cpu_set_t set;
   int cpus = cpuset_parse(ctx->choice.cpuset, &set);
-  bool bind = cpus > 0 && ctx->choice.cpuset[0] != '\0';
-  if (cpus < 1)
-    cpus = 1;
   ferry__gather_pool *p = calloc(1, sizeof *p);
   if (p == NULL)
     return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
                         "ferry_table: out of host memory");
   p->ctx = ctx;
   p->threads = cpus;
-  pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->work, NULL);
-  pthread_cond_init(&p->left, NULL);
-  if (cpus > 1) {
-    p->helper = calloc((size_t)cpus - 1, sizeof *p->helper);
-    if (p->helper == NULL) {
-      pool_stop(p);
-      return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
-                          "ferry_table: out of host memory");
-    }
-  }
-  for (int i = 0; i < cpus - 1; i++) {
-    pthread_attr_t attr;
-    int err = pthread_attr_init(&attr);
-    if (err == 0 && bind)
-      err = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
-    /* Signals belong to the application's threads: block all in helpers. */
-    sigset_t all, old;
-    sigfillset(&all);
-    if (err == 0)
-      err = pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (err == 0) {
-      err = pthread_create(&p->helper[i], &attr, helper_main, p);
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    pthread_attr_destroy(&attr);
-    if (err != 0) {
-      pool_stop(p);
-      return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
-                          "ferry_table: could not start STAGED gather thread "
-                          "%d of %d: %s",
-                          i + 1, cpus - 1, strerror(err));
-    }
-    p->helpers++;
+  st = ferry_cpu_pool_start(&p->pool, cpus - 1, &set, sizeof set);
+  if (st != FERRY_OK) {
+    free(p);
+    return ferry__error(st,
+                        "ferry_table: starting the STAGED gather threads: %s",
+                        ferry_last_error());
   }
   *out = p;
   return FERRY_OK;
@@ -216,8 +121,10 @@ void ferry__gather_pool_release(ferry__gather_pool *p) {
         break;
       }
   pthread_mutex_unlock(&registry_lock);
-  if (last)
-    pool_stop(p);
+  if (last) {
+    ferry_cpu_pool_stop(&p->pool);
+    free(p);
+  }
 }
 
 int ferry__gather_pool_threads(const ferry__gather_pool *p) {
@@ -226,36 +133,12 @@ int ferry__gather_pool_threads(const ferry__gather_pool *p) {
 
 void ferry__gather_pool_run(ferry__gather_pool *p, uint64_t n, uint64_t chunk,
                             ferry__range_fn fn, void *arg) {
-  if (n == 0)
-    return;
-  if (chunk == 0)
-    chunk = 1;
-  uint64_t nchunks = n / chunk + (n % chunk != 0);
-  if (p == NULL || p->helpers == 0 || nchunks == 1) {
+  if (p == NULL) {
+    if (chunk == 0)
+      chunk = 1;
     for (uint64_t b = 0; b < n; b += chunk)
       fn(arg, b, n - b < chunk ? n : b + chunk);
     return;
   }
-  pool_job job = {.fn = fn,
-                  .arg = arg,
-                  .n = n,
-                  .chunk = chunk,
-                  .nchunks = nchunks,
-                  .active = 0,
-                  .listed = true,
-                  .next_job = NULL};
-  atomic_init(&job.next, 0);
-  pthread_mutex_lock(&p->lock);
-  pool_job **tail = &p->jobs;
-  while (*tail)
-    tail = &(*tail)->next_job;
-  *tail = &job;
-  pthread_cond_broadcast(&p->work);
-  pthread_mutex_unlock(&p->lock);
-  run_chunks(&job);
-  pthread_mutex_lock(&p->lock);
-  unlist(p, &job);
-  while (job.active > 0)
-    pthread_cond_wait(&p->left, &p->lock);
-  pthread_mutex_unlock(&p->lock);
+  ferry_cpu_pool_run(&p->pool, n, chunk, fn, arg);
 }

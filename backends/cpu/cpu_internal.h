@@ -70,6 +70,13 @@ ferry_status ferry_cpu_pool_start(ferry_cpu_pool *pool, int helpers,
 void ferry_cpu_pool_stop(ferry_cpu_pool *pool);
 /* In a fork()ed child the helpers are gone: free memory only. */
 void ferry_cpu_pool_forget(ferry_cpu_pool *pool);
+/* Run fn over [0, n) in chunks of `chunk` indices (0: 1) on the pool's
+ * helpers and the calling thread, which always takes chunks itself (so the
+ * call finishes even while every helper is busy elsewhere). Returns when
+ * every chunk has run. ferry_cpu_parallel_for is this on a context's pool;
+ * the core's STAGED gathers use it on a pool of their own. */
+void ferry_cpu_pool_run(ferry_cpu_pool *pool, uint64_t n, uint64_t chunk,
+                        ferry_cpu_range_fn fn, void *arg);
 
 /* Start a thread bound to `cpus` with every signal blocked (signals belong
  * to the application's threads). Returns 0 or an errno value. */

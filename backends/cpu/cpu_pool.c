@@ -169,8 +169,16 @@ void ferry_cpu_parallel_for(ferry_be_context *ctx, uint64_t n, uint64_t chunk,
     uint64_t parts = 4 * (uint64_t)ctx->num_threads;
     chunk = (n + parts - 1) / parts;
   }
+  ferry_cpu_pool_run(&ctx->pool, n, chunk, fn, arg);
+}
+
+void ferry_cpu_pool_run(ferry_cpu_pool *pool, uint64_t n, uint64_t chunk,
+                        ferry_cpu_range_fn fn, void *arg) {
+  if (n == 0)
+    return;
+  if (chunk == 0)
+    chunk = 1;
   uint64_t nchunks = n / chunk + (n % chunk != 0);
-  ferry_cpu_pool *pool = &ctx->pool;
   if (nchunks == 1 || pool->helpers == 0) {
     for (uint64_t begin = 0; begin < n; begin += chunk)
       fn(arg, begin, n - begin < chunk ? n : begin + chunk);
