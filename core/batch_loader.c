@@ -132,6 +132,19 @@ ferry_status ferry_loader_create(ferry_graph *graph, ferry_table *table,
                         "(use the table's dtype, or f32 for f16/bf16)",
                         __func__, ferry_dtype_name(dt),
                         ferry_dtype_name(table->dtype));
+  ferry_sampler_info si = FERRY_SAMPLER_INFO_INIT;
+  st = ferry_sampler_get_info(sampler, &si);
+  if (st != FERRY_OK)
+    return st;
+  if (si.graph != graph)
+    return ferry__error(FERRY_ERR_MISMATCH,
+                        "%s: 'sampler' samples another graph than 'graph' "
+                        "(one of %lld nodes and %lld edges, against %lld and "
+                        "%lld); create it with ferry_sampler_create(graph, "
+                        "...)",
+                        __func__, (long long)si.num_nodes,
+                        (long long)si.num_edges, (long long)graph->num_nodes,
+                        (long long)graph->num_edges);
   for (int64_t i = 0; i < num_seeds; i++)
     if (seeds[i] < 0 || seeds[i] >= graph->num_nodes)
       return ferry__error(FERRY_ERR_OUT_OF_RANGE,
@@ -144,15 +157,23 @@ ferry_status ferry_loader_create(ferry_graph *graph, ferry_table *table,
     nb++;
   int64_t k = 1;
   if (o.order == FERRY_LOADER_ORDER_SELECTOR) {
-    st = ferry_selector_round_size(o.selector, &k);
+    /* Its batch ids index the loader's slices: both must count alike, or
+     * ids past the last slice fail mid-epoch and slices past the selector's
+     * last id are never trained. */
+    ferry_selector_info sel = FERRY_SELECTOR_INFO_INIT;
+    st = ferry_selector_get_info(o.selector, &sel);
     if (st != FERRY_OK)
       return st;
-    if (k > nb)
+    if (sel.num_batches != nb)
       return ferry__error(FERRY_ERR_MISMATCH,
-                          "%s: the selector's round size is %lld but the "
-                          "loader has %lld batches; create the selector "
-                          "with num_batches = %lld",
-                          __func__, (long long)k, (long long)nb, (long long)nb);
+                          "%s: opts->selector has num_batches = %lld but the "
+                          "loader makes %lld batches (%lld seeds, batch_size "
+                          "%lld, drop_last %d); create the selector with "
+                          "num_batches = %lld",
+                          __func__, (long long)sel.num_batches, (long long)nb,
+                          (long long)num_seeds, (long long)o.batch_size,
+                          o.drop_last, (long long)nb);
+    k = sel.round_size;
   }
 
   ferry_loader *L = calloc(1, sizeof *L);

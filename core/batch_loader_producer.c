@@ -4,6 +4,7 @@
  * (so its deferred errors belong to this batch), and queue the slot for the
  * consumer. The stream is used by this thread only. */
 #include "batch_loader_internal.h"
+#include "graph_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -161,10 +162,13 @@ static ferry_status fill(ferry_loader *L, ferry_batch *slot, uint64_t epoch,
     ferry__batch_slot_fail(slot, st);
     /* Nothing queued may still use the new minibatch. */
     (void)ferry_stream_synchronize(L->stream);
-    ferry_minibatch_destroy(mb);
+    ferry__minibatch_recycle(mb);
     return st;
   }
-  ferry_minibatch_destroy(slot->mb);
+  /* Handed back to the sampler, not destroyed: freeing would wait for all
+   * queued work (the caller's compute on the cpu backend), and the events
+   * above already tell that nothing reads it any more. */
+  ferry__minibatch_recycle(slot->mb);
   slot->mb = mb;
   ferry_batch_info *bi = &slot->info;
   memset(bi, 0, sizeof *bi);

@@ -1,5 +1,6 @@
 /* Private declarations of graphs and sampling, shared by core/graph.c,
- * edgelist.c, rmat.c, linqs.c and sampler.c. Nothing here is API. */
+ * edgelist.c, rmat.c, linqs.c and sampler.c (and the minibatch loader,
+ * which recycles minibatches). Nothing here is API. */
 #ifndef FERRY_CORE_GRAPH_INTERNAL_H
 #define FERRY_CORE_GRAPH_INTERNAL_H
 
@@ -65,5 +66,11 @@ ferry_status ferry__graph_from_edges(ferry_context *ctx,
                                      int64_t num_edges,
                                      ferry_progress_fn progress, void *user,
                                      ferry_graph **out);
+
+/* Hands a minibatch back to its sampler, whose next ferry_sample calls
+ * reuse its buffers (ferry_minibatch_destroy frees them, which on some
+ * backends waits for all queued work). Only for a minibatch that no queued
+ * work reads any more, as the loader knows from its events. */
+void ferry__minibatch_recycle(ferry_minibatch *mb);
 
 #endif /* FERRY_CORE_GRAPH_INTERNAL_H */

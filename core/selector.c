@@ -9,18 +9,24 @@
 #include <ferry/graph.h>
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct ferry_selector {
   pthread_mutex_t lock;
   int64_t num_batches, k, total_steps;
+  int64_t epochs;
+  double delta;
   int64_t steps;  /* handed out so far */
   double *loss;   /* stored loss per batch */
   bool *has_loss; /* reported at least once */
+  /* Handed out in this round and no loss reported since. */
+  bool *pending;
   int64_t *round; /* this round's batch ids, in id order */
   int64_t round_len, round_pos;
-  bool first_done; /* the first pass has been handed out */
+  int64_t round_index;    /* 0: the first pass */
+  int64_t round_reported; /* batches of this round reported since handed out */
 };
 
 ferry_status ferry_selector_create(const ferry_selector_options *opts,
@@ -50,10 +56,12 @@ ferry_status ferry_selector_create(const ferry_selector_options *opts,
   size_t b = (size_t)opts->num_batches;
   if (s == NULL || (s->loss = calloc(b, sizeof *s->loss)) == NULL ||
       (s->has_loss = calloc(b, sizeof *s->has_loss)) == NULL ||
+      (s->pending = calloc(b, sizeof *s->pending)) == NULL ||
       (s->round = calloc(b, sizeof *s->round)) == NULL) {
     if (s) {
       free(s->loss);
       free(s->has_loss);
+      free(s->pending);
       free(s);
     }
     return ferry__error(FERRY_ERR_OUT_OF_MEMORY, "%s: out of host memory",
@@ -61,6 +69,8 @@ ferry_status ferry_selector_create(const ferry_selector_options *opts,
   }
   pthread_mutex_init(&s->lock, NULL);
   s->num_batches = opts->num_batches;
+  s->epochs = opts->epochs;
+  s->delta = opts->delta;
   /* Truncation is floor here: delta * B > 0. */
   int64_t k = (int64_t)(opts->delta * (double)opts->num_batches);
   s->k = k < 1 ? 1 : (k > s->num_batches ? s->num_batches : k);
@@ -78,6 +88,7 @@ void ferry_selector_destroy(ferry_selector *sel) {
   pthread_mutex_destroy(&sel->lock);
   free(sel->loss);
   free(sel->has_loss);
+  free(sel->pending);
   free(sel->round);
   free(sel);
 }
@@ -120,6 +131,9 @@ static ferry_status next_round(ferry_selector *s) {
   int64_t left = s->total_steps - s->steps;
   s->round_len = s->k < left ? s->k : left;
   s->round_pos = 0;
+  s->round_index++;
+  s->round_reported = 0;
+  memset(s->pending, 0, (size_t)s->num_batches * sizeof *s->pending);
   return FERRY_OK;
 }
 
@@ -143,6 +157,7 @@ ferry_status ferry_selector_next(ferry_selector *sel, int64_t *batch_id,
     *batch_id = sel->round[sel->round_pos++];
     *done = 0;
     sel->steps++;
+    sel->pending[*batch_id] = true;
   }
   pthread_mutex_unlock(&sel->lock);
   return st;
@@ -164,6 +179,10 @@ ferry_status ferry_selector_report(ferry_selector *sel, int64_t batch_id,
   pthread_mutex_lock(&sel->lock);
   sel->loss[batch_id] = loss;
   sel->has_loss[batch_id] = true;
+  if (sel->pending[batch_id]) {
+    sel->pending[batch_id] = false;
+    sel->round_reported++;
+  }
   pthread_mutex_unlock(&sel->lock);
   return FERRY_OK;
 }
@@ -174,5 +193,43 @@ ferry_status ferry_selector_round_size(const ferry_selector *sel,
   FERRY_CHECK_NULL(sel);
   FERRY_CHECK_NULL(out);
   *out = sel->k;
+  return FERRY_OK;
+}
+
+/* The first version's size: callers built against it pass no less. */
+#define SELECTOR_INFO_V1_SIZE                                                  \
+  (offsetof(ferry_selector_info, round_reported) + sizeof(int64_t))
+
+ferry_status ferry_selector_get_info(const ferry_selector *sel,
+                                     ferry_selector_info *out) {
+  FERRY_ENTER();
+  FERRY_CHECK_NULL(sel);
+  FERRY_CHECK_NULL(out);
+  if (out->struct_size < SELECTOR_INFO_V1_SIZE ||
+      out->struct_size > sizeof(ferry_selector_info))
+    return ferry__error(FERRY_ERR_STRUCT_SIZE,
+                        "%s: out->struct_size is %zu; use "
+                        "FERRY_SELECTOR_INFO_INIT",
+                        __func__, out->struct_size);
+  ferry_selector_info info;
+  memset(&info, 0, sizeof info);
+  info.num_batches = sel->num_batches;
+  info.epochs = sel->epochs;
+  info.delta = sel->delta;
+  info.round_size = sel->k;
+  info.total_steps = sel->total_steps;
+  /* One consistent snapshot; the selector is const to the caller only. */
+  ferry_selector *s = (ferry_selector *)sel;
+  pthread_mutex_lock(&s->lock);
+  info.steps = s->steps;
+  info.done = s->steps >= s->total_steps;
+  info.round = s->round_index;
+  info.round_length = s->round_len;
+  info.round_handed = s->round_pos;
+  info.round_reported = s->round_reported;
+  pthread_mutex_unlock(&s->lock);
+  size_t size = out->struct_size;
+  info.struct_size = size;
+  memcpy(out, &info, size);
   return FERRY_OK;
 }

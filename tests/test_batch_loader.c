@@ -4,7 +4,10 @@
  * against the host copy of the table's rows (an exact reference written
  * here). Orders FIXED, SHUFFLE and SELECTOR; depths 1, 2, 4; early stops and
  * cancellation; a gather error (a table shorter than the graph) and a
- * sampler-side error reaching the caller; bad arguments. */
+ * selector error reaching the caller; a sampler or selector that does not
+ * fit the loader; batches prepared while the caller's compute runs; bad
+ * arguments. */
+#include "gate.h"
 #include "harness.h"
 
 #include <stdio.h>
@@ -504,11 +507,10 @@ Test(batch_loader, gather_error_reaches_the_caller) {
 Test(batch_loader, selector_error_reaches_the_caller) {
   fixture f = fixture_open(211, 211, 3, 16);
   int64_t *seeds = seed_list(40, f.num_nodes, 8);
-  /* A selector of more batches than the loader has (5): id 5 and 6 cannot
-   * be mapped to seeds. */
   ferry_selector_options so = FERRY_SELECTOR_OPTIONS_INIT;
-  so.num_batches = 7;
-  so.delta = 0.5;
+  so.num_batches = 5;
+  so.epochs = 2;
+  so.delta = 0.4;
   ferry_selector *sel = NULL;
   FERRY_OK_(ferry_selector_create(&so, &sel));
   ferry_loader_options o = FERRY_LOADER_OPTIONS_INIT;
@@ -516,6 +518,7 @@ Test(batch_loader, selector_error_reaches_the_caller) {
   o.order = FERRY_LOADER_ORDER_SELECTOR;
   o.selector = sel;
   ferry_loader *l = make_loader(&f, seeds, 40, &o);
+  /* The first pass, released without reporting a loss. */
   FERRY_OK_(ferry_loader_start_epoch(l, 0));
   ferry_status st;
   int got = 0;
@@ -528,18 +531,156 @@ Test(batch_loader, selector_error_reaches_the_caller) {
     got++;
     FERRY_OK_(ferry_loader_release(l, b, f.compute));
   }
-  /* Five batches fill the epoch before the selector's id 5 is asked for. */
   cr_assert_eq(st, FERRY_OK);
   cr_assert_eq(got, 5);
+  /* The next round needs those losses: the selector's error comes back in
+   * place of the batch, with its message. */
   FERRY_OK_(ferry_loader_start_epoch(l, 1));
   ferry_batch *b = NULL;
   int done = 0;
-  FERRY_EXPECT(ferry_loader_next(l, f.compute, &b, &done),
-               FERRY_ERR_OUT_OF_RANGE);
-  FERRY_EXPECT_MESSAGE("num_batches = 5");
+  FERRY_EXPECT(ferry_loader_next(l, f.compute, &b, &done), FERRY_ERR_NOT_READY);
+  FERRY_EXPECT_MESSAGE("batch 0 has no loss");
   ferry_loader_destroy(l);
   ferry_selector_destroy(sel);
   free(seeds);
+  fixture_close(&f);
+}
+
+/* The loader checks what it is given: a sampler of its graph, and a
+ * selector of as many batches as it makes. */
+Test(batch_loader, sampler_and_selector_must_fit) {
+  fixture f = fixture_open(211, 211, 3, 18);
+  int64_t *seeds = seed_list(43, f.num_nodes, 9);
+  ferry_loader_options o = FERRY_LOADER_OPTIONS_INIT;
+  o.batch_size = 8; /* 43 seeds: 6 batches, 5 with drop_last */
+  o.order = FERRY_LOADER_ORDER_SELECTOR;
+  ferry_loader *l = NULL;
+  const int64_t counts[] = {5, 7, 6};
+  for (int i = 0; i < 3; i++) {
+    ferry_selector_options so = FERRY_SELECTOR_OPTIONS_INIT;
+    so.num_batches = counts[i];
+    ferry_selector *sel = NULL;
+    FERRY_OK_(ferry_selector_create(&so, &sel));
+    o.selector = sel;
+    o.drop_last = 0;
+    if (counts[i] != 6) {
+      FERRY_EXPECT(
+          ferry_loader_create(f.graph, f.table, f.sampler, seeds, 43, &o, &l),
+          FERRY_ERR_MISMATCH);
+      FERRY_EXPECT_MESSAGE("create the selector with num_batches = 6");
+      cr_assert_null(l);
+    } else {
+      l = make_loader(&f, seeds, 43, &o);
+      ferry_loader_destroy(l);
+      l = NULL;
+    }
+    /* drop_last cuts the short sixth batch. */
+    o.drop_last = 1;
+    if (counts[i] == 5) {
+      l = make_loader(&f, seeds, 43, &o);
+      ferry_loader_destroy(l);
+      l = NULL;
+    } else {
+      FERRY_EXPECT(
+          ferry_loader_create(f.graph, f.table, f.sampler, seeds, 43, &o, &l),
+          FERRY_ERR_MISMATCH);
+      FERRY_EXPECT_MESSAGE("num_batches = 5");
+    }
+    ferry_selector_destroy(sel);
+  }
+  /* A sampler of another graph (even one of the same size). */
+  int64_t offsets[212] = {0};
+  int32_t no_cols[1] = {0};
+  ferry_graph *other = NULL;
+  FERRY_OK_(ferry_graph_create_csr(f.ctx, NULL, 211, offsets, no_cols,
+                                   FERRY_DTYPE_I32, &other));
+  ferry_sampler_options so = FERRY_SAMPLER_OPTIONS_INIT;
+  so.num_layers = 1;
+  so.fanouts[0] = 2;
+  ferry_sampler *foreign = NULL;
+  FERRY_OK_(ferry_sampler_create(other, &so, &foreign));
+  o.order = FERRY_LOADER_ORDER_FIXED;
+  o.selector = NULL;
+  FERRY_EXPECT(
+      ferry_loader_create(f.graph, f.table, foreign, seeds, 43, &o, &l),
+      FERRY_ERR_MISMATCH);
+  FERRY_EXPECT_MESSAGE("another graph");
+  cr_assert_null(l);
+  ferry_sampler_destroy(foreign);
+  ferry_graph_destroy(other);
+  free(seeds);
+  fixture_close(&f);
+}
+
+/* Freeing a buffer waits for the context's queued work (on the cpu backend
+ * it drains every stream), so a loader whose sampling freed buffers waited
+ * for the caller's compute, and prepared nothing while the model ran. Once
+ * warm, an epoch's batches are prepared while a gate holds the compute
+ * stream. The graph is made of disjoint 4-cliques and each seed is in its own
+ * clique, so every batch has the same sizes in every epoch: nothing needs to
+ * grow after the first. */
+Test(batch_loader, prepares_batches_while_compute_runs) {
+  const int64_t cliques = 60, n = 4 * cliques;
+  fixture f = fixture_open(n, (uint64_t)n, 5, 19);
+  int64_t offsets[4 * 60 + 1];
+  int32_t cols[4 * 60 * 3];
+  int64_t e = 0;
+  offsets[0] = 0;
+  for (int64_t v = 0; v < n; v++) {
+    for (int64_t w = v - v % 4; w < v - v % 4 + 4; w++)
+      if (w != v)
+        cols[e++] = (int32_t)w;
+    offsets[v + 1] = e;
+  }
+  ferry_graph *g = NULL;
+  FERRY_OK_(ferry_graph_create_csr(f.ctx, NULL, n, offsets, cols,
+                                   FERRY_DTYPE_I32, &g));
+  ferry_sampler_options so = FERRY_SAMPLER_OPTIONS_INIT;
+  so.num_layers = 2;
+  so.fanouts[0] = -1; /* whole cliques: no draw depends on the batch id */
+  so.fanouts[1] = -1;
+  ferry_sampler *s = NULL;
+  FERRY_OK_(ferry_sampler_create(g, &so, &s));
+  /* Swap the fixture's graph and sampler for these. */
+  ferry_sampler_destroy(f.sampler);
+  ferry_graph_destroy(f.graph);
+  f.graph = g;
+  f.sampler = s;
+  int64_t seeds[60];
+  for (int64_t i = 0; i < cliques; i++)
+    seeds[i] = 4 * ((i * 37) % cliques) + i % 4;
+  ferry_loader_options o = FERRY_LOADER_OPTIONS_INIT;
+  o.batch_size = 12;
+  o.order = FERRY_LOADER_ORDER_FIXED;
+  o.depth = 2;
+  ferry_loader *l = make_loader(&f, seeds, cliques, &o);
+  int64_t ids[8];
+  cr_assert_eq(run_epoch(&f, l, 0, ids, 8, "warm-up"), 5);
+  FERRY_OK_(ferry_stream_synchronize(f.compute));
+  ferry_test_gate gate;
+  FERRY_OK_(ferry_test_gate_close(&gate, f.compute, FERRY_TEST_GATE_LIMIT_MS));
+  FERRY_OK_(ferry_loader_start_epoch(l, 1));
+  int got = 0;
+  ferry_status st = FERRY_OK;
+  for (;;) {
+    ferry_batch *b = NULL;
+    int done = 0;
+    st = ferry_loader_next(l, NULL, &b, &done);
+    if (st != FERRY_OK || done)
+      break;
+    got++;
+    st = ferry_loader_release(l, b, NULL);
+    if (st != FERRY_OK)
+      break;
+  }
+  int held = ferry_test_gate_open(&gate, f.compute);
+  cr_assert_eq(st, FERRY_OK, "%s", ferry_last_error());
+  cr_assert_eq(got, 5);
+  cr_assert(held, "the loader waited for the compute stream's work");
+  /* The recycled minibatches are right (the blocks against sequential
+   * ferry_sample, the features against the table). */
+  cr_assert_eq(run_epoch(&f, l, 2, ids, 8, "recycled"), 5);
+  ferry_loader_destroy(l);
   fixture_close(&f);
 }
 

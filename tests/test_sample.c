@@ -3,7 +3,9 @@
  * (the draws' specification is core/philox.h, itself checked by
  * test_sample_philox; block structure and relabeling are recomputed
  * independently), statistical checks of the draws, and identical output for
- * 1, 2 and 8 cpu threads and between this backend and cpu. */
+ * 1, 2 and 8 cpu threads and between this backend and cpu; the sampler's
+ * info, and sampling that does not wait for other streams. */
+#include "gate.h"
 #include "harness.h"
 
 #include "../core/philox.h"
@@ -670,13 +672,22 @@ static void *worker_fn(void *arg) {
   return NULL;
 }
 
+/* A random graph of n nodes (degrees 0..max_deg; h, its host copy) with
+ * int32 ids in pinned memory, and k random seeds of it. */
+static ferry_graph *random_graph(ferry_context *ctx, host_csr *h, int64_t n,
+                                 int64_t max_deg, uint64_t rng, int64_t *seeds,
+                                 int k) {
+  random_csr(h, n, max_deg, &rng);
+  for (int i = 0; i < k; i++)
+    seeds[i] = (int64_t)(ferry_test_rand(&rng) % (uint64_t)n);
+  return make_graph(ctx, h, FERRY_DTYPE_I32, FERRY_MEMORY_PINNED_HOST);
+}
+
 Test(sample, concurrent_callers) {
   ferry_context *ctx = ferry_test_context();
-  uint64_t rng = 21;
   host_csr h;
-  random_csr(&h, 5000, 30, &rng);
-  ferry_graph *g =
-      make_graph(ctx, &h, FERRY_DTYPE_I32, FERRY_MEMORY_PINNED_HOST);
+  int64_t seeds[64];
+  ferry_graph *g = random_graph(ctx, &h, 5000, 30, 21, seeds, 64);
   ferry_sampler_options o = FERRY_SAMPLER_OPTIONS_INIT;
   o.num_layers = 2;
   o.fanouts[0] = 4;
@@ -684,9 +695,6 @@ Test(sample, concurrent_callers) {
   o.seed = 3;
   ferry_sampler *s = NULL;
   FERRY_OK_(ferry_sampler_create(g, &o, &s));
-  int64_t seeds[64];
-  for (int i = 0; i < 64; i++)
-    seeds[i] = (int64_t)(ferry_test_rand(&rng) % 5000);
   worker w[4];
   pthread_t t[4];
   for (int i = 0; i < 4; i++) {
@@ -711,6 +719,129 @@ Test(sample, concurrent_callers) {
     }
   }
   ferry_sampler_destroy(s);
+  ferry_graph_destroy(g);
+  host_csr_free(&h);
+  ferry_context_destroy(ctx);
+}
+
+/* ---- introspection ------------------------------------------------------- */
+
+Test(sample, get_info) {
+  ferry_context *ctx = ferry_test_context();
+  int64_t off[] = {0, 3, 4, 4, 6, 8};
+  int64_t cols[] = {1, 2, 3, 0, 3, 4, 0, 1};
+  host_csr h = {5, off, cols};
+  ferry_graph *g = make_graph(ctx, &h, FERRY_DTYPE_I64, FERRY_MEMORY_DEVICE);
+  ferry_sampler_options o = FERRY_SAMPLER_OPTIONS_INIT;
+  o.num_layers = 3;
+  o.fanouts[0] = 4;
+  o.fanouts[1] = -1;
+  o.fanouts[2] = 2;
+  o.fanouts[5] = 77; /* past num_layers: ignored, reported as 0 */
+  o.replace = 1;
+  o.seed = 0xFEEDFACE12345ull;
+  ferry_sampler *s = NULL;
+  FERRY_OK_(ferry_sampler_create(g, &o, &s));
+  ferry_sampler_info info;
+  ferry_test_poison(&info, sizeof info); /* every field must be written */
+  info.struct_size = sizeof info;
+  FERRY_OK_(ferry_sampler_get_info(s, &info));
+  cr_assert_eq(info.struct_size, sizeof info);
+  cr_assert_eq(info.num_layers, 3);
+  int64_t want[FERRY_SAMPLER_MAX_LAYERS] = {4, -1, 2};
+  for (int i = 0; i < FERRY_SAMPLER_MAX_LAYERS; i++)
+    cr_assert_eq(info.fanouts[i], want[i], "fanouts[%d] = %lld", i,
+                 (long long)info.fanouts[i]);
+  cr_assert_eq(info.replace, 1);
+  cr_assert_eq(info.seed, 0xFEEDFACE12345ull);
+  cr_assert_eq(info.graph, g);
+  cr_assert_eq(info.num_nodes, 5);
+  cr_assert_eq(info.num_edges, 8);
+  cr_assert_eq(info.id_dtype, FERRY_DTYPE_I64);
+  cr_assert_eq(info.lanes, 0, "nothing sampled yet");
+  cr_assert_eq(info.cached_bytes, 0u);
+  /* A call leaves one lane and its temporaries for the next. */
+  int64_t seeds[] = {4, 0};
+  ferry_minibatch_destroy(sample(s, seeds, 2, 1));
+  FERRY_OK_(ferry_sampler_get_info(s, &info));
+  cr_assert_eq(info.lanes, 1);
+  cr_assert_gt(info.cached_bytes, 0u);
+  /* Bad input. */
+  FERRY_EXPECT(ferry_sampler_get_info(NULL, &info), FERRY_ERR_NULL_POINTER);
+  FERRY_EXPECT_MESSAGE("sampler");
+  FERRY_EXPECT(ferry_sampler_get_info(s, NULL), FERRY_ERR_NULL_POINTER);
+  FERRY_EXPECT_MESSAGE("out");
+  ferry_sampler_info bad = FERRY_SAMPLER_INFO_INIT;
+  bad.struct_size = sizeof bad - 1;
+  FERRY_EXPECT(ferry_sampler_get_info(s, &bad), FERRY_ERR_STRUCT_SIZE);
+  FERRY_EXPECT_MESSAGE("FERRY_SAMPLER_INFO_INIT");
+  bad.struct_size = sizeof bad + 8;
+  FERRY_EXPECT(ferry_sampler_get_info(s, &bad), FERRY_ERR_STRUCT_SIZE);
+  ferry_sampler_destroy(s);
+  ferry_graph_destroy(g);
+  ferry_context_destroy(ctx);
+}
+
+/* ---- sampling does not wait for the caller's other streams --------------- */
+
+/* Freeing a buffer waits for the context's queued work (on the cpu backend
+ * it drains every stream), so a ferry_sample that freed its temporaries
+ * waited for whatever the caller had queued elsewhere, e.g. the model's
+ * compute. In steady state (sizes no larger than an earlier call's) it
+ * creates and frees no buffer: a gate holding another stream stays closed
+ * while ferry_sample runs, and the sampler keeps exactly what it had. */
+Test(sample, steady_state_does_not_wait_for_other_streams) {
+  ferry_context *ctx = ferry_test_context();
+  host_csr h;
+  int64_t seeds[97];
+  ferry_graph *g = random_graph(ctx, &h, 3001, 17, 31, seeds, 97);
+  ferry_sampler_options o = {.struct_size = sizeof o,
+                             .num_layers = 3,
+                             .fanouts = {4, 3, 6},
+                             .seed = 8};
+  ferry_sampler *s = NULL;
+  FERRY_OK_(ferry_sampler_create(g, &o, &s));
+  /* The first call makes the lane and sizes its buffers. */
+  ferry_minibatch_destroy(sample(s, seeds, 97, 5));
+  ferry_sampler_info before = FERRY_SAMPLER_INFO_INIT;
+  FERRY_OK_(ferry_sampler_get_info(s, &before));
+
+  ferry_stream *other = NULL;
+  FERRY_OK_(ferry_stream_create(ctx, &other));
+  ferry_test_gate gate;
+  FERRY_OK_(ferry_test_gate_close(&gate, other, FERRY_TEST_GATE_LIMIT_MS));
+  /* The same seeds, then a subset: a node's draws depend on the node alone,
+   * so every layer of the subset's sample is no larger. */
+  ferry_minibatch *same = NULL, *fewer = NULL;
+  ferry_status st1 = ferry_sample(s, seeds, 97, 5, &same);
+  ferry_status st2 = ferry_sample(s, seeds + 40, 23, 5, &fewer);
+  int held = ferry_test_gate_open(&gate, other);
+  cr_assert_eq(st1, FERRY_OK, "%s", ferry_last_error());
+  cr_assert_eq(st2, FERRY_OK, "%s", ferry_last_error());
+  cr_assert(held, "ferry_sample waited for work queued on another stream");
+  ferry_sampler_info after = FERRY_SAMPLER_INFO_INIT;
+  FERRY_OK_(ferry_sampler_get_info(s, &after));
+  cr_assert_eq(after.lanes, 1);
+  cr_assert_eq(after.cached_bytes, before.cached_bytes,
+               "the temporaries were regrown: %llu bytes, then %llu",
+               (unsigned long long)before.cached_bytes,
+               (unsigned long long)after.cached_bytes);
+  /* And the samples are right, read after the sampler is gone: a minibatch
+   * may outlive its sampler. */
+  ferry_sampler_destroy(s);
+  const int64_t *from[2] = {seeds, seeds + 40};
+  const int64_t count[2] = {97, 23};
+  ferry_minibatch *mbs[2] = {same, fewer};
+  for (int i = 0; i < 2; i++) {
+    host_mb got, want;
+    read_mb(ctx, mbs[i], &got);
+    reference(&h, &o, from[i], count[i], 5, &want);
+    expect_same(&got, &want, i ? "subset" : "same seeds");
+    host_mb_free(&got);
+    host_mb_free(&want);
+    ferry_minibatch_destroy(mbs[i]);
+  }
+  ferry_stream_destroy(other);
   ferry_graph_destroy(g);
   host_csr_free(&h);
   ferry_context_destroy(ctx);

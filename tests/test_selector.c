@@ -131,3 +131,83 @@ Test(selector, bad_input) {
   cr_assert_eq(next(s), 1);
   ferry_selector_destroy(s);
 }
+
+static ferry_selector_info info_of(const ferry_selector *s) {
+  ferry_selector_info i;
+  ferry_test_poison(&i, sizeof i); /* every field must be written */
+  i.struct_size = sizeof i;
+  FERRY_OK_(ferry_selector_get_info(s, &i));
+  cr_assert_eq(i.struct_size, sizeof i);
+  return i;
+}
+
+/* The current round as the info reports it. */
+static void expect_round(const ferry_selector *s, int64_t round, int64_t length,
+                         int64_t handed, int64_t reported) {
+  ferry_selector_info i = info_of(s);
+  cr_assert(i.round == round && i.round_length == length &&
+                i.round_handed == handed && i.round_reported == reported,
+            "round %lld of %lld steps, %lld handed out, %lld reported; "
+            "expected %lld, %lld, %lld, %lld",
+            (long long)i.round, (long long)i.round_length,
+            (long long)i.round_handed, (long long)i.round_reported,
+            (long long)round, (long long)length, (long long)handed,
+            (long long)reported);
+}
+
+/* Where the selector stands, step by step: the round, its length, how much
+ * of it was handed out and reported. */
+Test(selector, get_info) {
+  /* B = 5, delta = 0.6: k = 3; 2 epochs = 10 steps = 5 + 3 + 2 (cut). */
+  ferry_selector *s = make(5, 2, 0.6);
+  ferry_selector_info i = info_of(s);
+  cr_assert_eq(i.num_batches, 5);
+  cr_assert_eq(i.epochs, 2);
+  cr_assert_eq(i.delta, 0.6);
+  cr_assert_eq(i.round_size, 3);
+  cr_assert_eq(i.total_steps, 10);
+  cr_assert_eq(i.steps, 0);
+  cr_assert_eq(i.done, 0);
+  expect_round(s, 0, 5, 0, 0);
+  for (int64_t b = 0; b < 5; b++) {
+    cr_assert_eq(next(s), b);
+    expect_round(s, 0, 5, b + 1, b);
+    FERRY_OK_(ferry_selector_report(s, b, 10.0 - (double)b));
+    /* A second report of the same batch counts once. */
+    FERRY_OK_(ferry_selector_report(s, b, 10.0 - (double)b));
+    expect_round(s, 0, 5, b + 1, b + 1);
+  }
+  /* Round 1 (batches 0, 1, 2) begins with the next call. A loss reported
+   * for a batch not handed out in this round is not counted. */
+  cr_assert_eq(next(s), 0);
+  expect_round(s, 1, 3, 1, 0);
+  cr_assert_eq(info_of(s).steps, 6);
+  FERRY_OK_(ferry_selector_report(s, 4, 0.0));
+  expect_round(s, 1, 3, 1, 0);
+  FERRY_OK_(ferry_selector_report(s, 0, 10.0));
+  expect_round(s, 1, 3, 1, 1);
+  cr_assert_eq(next(s), 1);
+  cr_assert_eq(next(s), 2);
+  /* Round 2 is cut to the 2 steps left. */
+  cr_assert_eq(next(s), 0);
+  expect_round(s, 2, 2, 1, 0);
+  cr_assert_eq(info_of(s).done, 0);
+  cr_assert_eq(next(s), 1);
+  cr_assert_eq(next(s), -1);
+  i = info_of(s);
+  cr_assert_eq(i.done, 1);
+  cr_assert_eq(i.steps, 10);
+  expect_round(s, 2, 2, 2, 0);
+  /* Bad input. */
+  ferry_selector_info bad = FERRY_SELECTOR_INFO_INIT;
+  FERRY_EXPECT(ferry_selector_get_info(NULL, &bad), FERRY_ERR_NULL_POINTER);
+  FERRY_EXPECT_MESSAGE("sel");
+  FERRY_EXPECT(ferry_selector_get_info(s, NULL), FERRY_ERR_NULL_POINTER);
+  FERRY_EXPECT_MESSAGE("out");
+  bad.struct_size = sizeof bad - 8;
+  FERRY_EXPECT(ferry_selector_get_info(s, &bad), FERRY_ERR_STRUCT_SIZE);
+  FERRY_EXPECT_MESSAGE("FERRY_SELECTOR_INFO_INIT");
+  bad.struct_size = 0;
+  FERRY_EXPECT(ferry_selector_get_info(s, &bad), FERRY_ERR_STRUCT_SIZE);
+  ferry_selector_destroy(s);
+}

@@ -183,14 +183,48 @@ FERRY_API ferry_status ferry_sampler_create(ferry_graph *graph,
                                             ferry_sampler **out);
 FERRY_API void ferry_sampler_destroy(ferry_sampler *sampler);
 
+/* What a sampler was made with, and what it keeps between calls. */
+typedef struct ferry_sampler_info {
+  size_t struct_size;
+  /* The options it was created with (fanouts past num_layers are 0). */
+  int num_layers;
+  int64_t fanouts[FERRY_SAMPLER_MAX_LAYERS];
+  int replace;
+  uint64_t seed;
+  /* The graph it samples, and the graph's node and edge counts and column id
+   * type. */
+  const ferry_graph *graph;
+  int64_t num_nodes;
+  int64_t num_edges;
+  ferry_dtype id_dtype;
+  /* Streams the sampler holds, each with its own temporaries: as many as
+   * ferry_sample calls have run at once (1 after sequential calls). */
+  int lanes;
+  /* Device bytes kept for the next calls, counted between calls: the idle
+   * streams' temporaries (the relabel scratch, the neighbor list, the
+   * seeds) and the buffers of minibatches the loader handed back. */
+  uint64_t cached_bytes;
+} ferry_sampler_info;
+#define FERRY_SAMPLER_INFO_INIT                                                \
+  { .struct_size = sizeof(ferry_sampler_info) }
+/* Fills *out (struct_size: FERRY_SAMPLER_INFO_INIT's; a caller built against
+ * an older, shorter struct gets the fields its size covers). */
+FERRY_API ferry_status ferry_sampler_get_info(const ferry_sampler *sampler,
+                                              ferry_sampler_info *out);
+
 /* Samples the blocks of one minibatch and returns when they are ready. The
  * result is a pure function of (graph, options, seeds, batch_id): the same on
  * every backend and for every thread count. seeds: n int64 global ids on the
  * host; a seed repeated is kept once, at its first occurrence. batch_id <
- * 2^32. Several threads may sample with one sampler at once. */
+ * 2^32. Several threads may sample with one sampler at once. The sampler
+ * keeps its temporaries between calls: a call no larger than an earlier one
+ * frees no buffer, so it does not wait for work queued on other streams. */
 FERRY_API ferry_status ferry_sample(ferry_sampler *sampler,
                                     const int64_t *seeds, int64_t n,
                                     uint64_t batch_id, ferry_minibatch **out);
+/* Frees the minibatch once the context's queued work that may read it has
+ * finished (as ferry_buffer_destroy). It may outlive its sampler. NULL is
+ * accepted. */
 FERRY_API void ferry_minibatch_destroy(ferry_minibatch *mb);
 
 /* One block (DGL's message-flow graph): destination nodes are the first
@@ -251,6 +285,30 @@ FERRY_API ferry_status ferry_selector_report(ferry_selector *sel,
 /* k, the round size after the first pass. */
 FERRY_API ferry_status ferry_selector_round_size(const ferry_selector *sel,
                                                  int64_t *out);
+
+/* A selector's options and where it stands (a snapshot under its lock). */
+typedef struct ferry_selector_info {
+  size_t struct_size;
+  /* The options it was created with. */
+  int64_t num_batches;
+  int64_t epochs;
+  double delta;
+  int64_t round_size;  /* k = max(1, floor(delta * num_batches)) */
+  int64_t total_steps; /* epochs * num_batches */
+  int64_t steps;       /* handed out so far */
+  int done;            /* every step was handed out */
+  /* The current round: 0 is the first pass (num_batches steps in id
+   * order), each later one has round_size steps (the last may be cut). */
+  int64_t round;
+  int64_t round_length;
+  int64_t round_handed;   /* steps of this round handed out so far */
+  int64_t round_reported; /* of those, batches with a loss reported since */
+} ferry_selector_info;
+#define FERRY_SELECTOR_INFO_INIT                                               \
+  { .struct_size = sizeof(ferry_selector_info) }
+/* Fills *out (struct_size as for ferry_sampler_get_info). */
+FERRY_API ferry_status ferry_selector_get_info(const ferry_selector *sel,
+                                               ferry_selector_info *out);
 
 #ifdef __cplusplus
 }

@@ -238,6 +238,22 @@ class SamplerOptions(_Struct):
     ]
 
 
+class SamplerInfo(_Struct):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("num_layers", c_int),
+        ("fanouts", c_int64 * SAMPLER_MAX_LAYERS),
+        ("replace", c_int),
+        ("seed", c_uint64),
+        ("graph", c_void_p),
+        ("num_nodes", c_int64),
+        ("num_edges", c_int64),
+        ("id_dtype", c_int),
+        ("lanes", c_int),
+        ("cached_bytes", c_uint64),
+    ]
+
+
 class Block_t(_Struct):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -256,6 +272,23 @@ class SelectorOptions(_Struct):
         ("num_batches", c_int64),
         ("epochs", c_int64),
         ("delta", c_double),
+    ]
+
+
+class SelectorInfo(_Struct):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("num_batches", c_int64),
+        ("epochs", c_int64),
+        ("delta", c_double),
+        ("round_size", c_int64),
+        ("total_steps", c_int64),
+        ("steps", c_int64),
+        ("done", c_int),
+        ("round", c_int64),
+        ("round_length", c_int64),
+        ("round_handed", c_int64),
+        ("round_reported", c_int64),
     ]
 
 
@@ -456,6 +489,7 @@ _PROTOS = {
     "ferry_linqs_feature_table": (_S, [_P, POINTER(Linqs), POINTER(TableOptions), POINTER(_P)]),
     "ferry_sampler_create": (_S, [_P, POINTER(SamplerOptions), POINTER(_P)]),
     "ferry_sampler_destroy": (None, [_P]),
+    "ferry_sampler_get_info": (_S, [_P, POINTER(SamplerInfo)]),
     "ferry_sample": (_S, [_P, _P, c_int64, c_uint64, POINTER(_P)]),
     "ferry_minibatch_destroy": (None, [_P]),
     "ferry_minibatch_num_blocks": (_S, [_P, POINTER(c_int)]),
@@ -466,6 +500,7 @@ _PROTOS = {
     "ferry_selector_next": (_S, [_P, POINTER(c_int64), POINTER(c_int)]),
     "ferry_selector_report": (_S, [_P, c_int64, c_double]),
     "ferry_selector_round_size": (_S, [_P, POINTER(c_int64)]),
+    "ferry_selector_get_info": (_S, [_P, POINTER(SelectorInfo)]),
     # loader.h
     "ferry_loader_create": (_S, [_P, _P, _P, _P, c_int64, POINTER(LoaderOptions), POINTER(_P)]),
     "ferry_loader_destroy": (None, [_P]),

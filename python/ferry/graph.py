@@ -180,6 +180,20 @@ class Sampler(_Handle):
         self.fanouts = fanouts
         super().__init__(h.value, graph.context)
 
+    @property
+    def info(self):
+        """The options it was made with, its graph's counts and id dtype,
+        and what it keeps between calls (lanes: streams with their own
+        temporaries; cached_bytes: device memory kept for the next calls)."""
+        i = _lib.SamplerInfo()
+        call("ferry_sampler_get_info", self.handle, ctypes.byref(i))
+        return {"num_layers": i.num_layers,
+                "fanouts": list(i.fanouts[:i.num_layers]),
+                "replace": bool(i.replace), "seed": i.seed,
+                "num_nodes": i.num_nodes, "num_edges": i.num_edges,
+                "id_dtype": dtype_name(i.id_dtype), "lanes": i.lanes,
+                "cached_bytes": i.cached_bytes}
+
     def sample(self, seeds, batch_id=0):
         s = host_array(seeds, np.int64)
         h = ctypes.c_void_p()
@@ -271,3 +285,13 @@ class Selector(_Handle):
         k = ctypes.c_int64()
         call("ferry_selector_round_size", self.handle, ctypes.byref(k))
         return k.value
+
+    @property
+    def info(self):
+        """Its options and where it stands: steps handed out, the current
+        round (0: the first pass), its length, how many of its steps were
+        handed out and how many of those were reported."""
+        i = _lib.SelectorInfo()
+        call("ferry_selector_get_info", self.handle, ctypes.byref(i))
+        return {k: (bool(getattr(i, k)) if k == "done" else getattr(i, k))
+                for k, _ in _lib.SelectorInfo._fields_[1:]}

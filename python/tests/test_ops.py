@@ -123,6 +123,43 @@ def test_selector_rounds():
     assert order[5:7] == [3, 4]
 
 
+def test_sampler_info(ctx):
+    g = ferry.Graph.from_edges(ctx, 6, [0, 1, 2, 5], [1, 2, 3, 0],
+                               id_dtype="i64")
+    s = ferry.Sampler(g, [5, -1, 2], replace=True, seed=2**40 + 3)
+    i = s.info
+    assert i["fanouts"] == [5, -1, 2] and i["num_layers"] == 3
+    assert i["replace"] is True and i["seed"] == 2**40 + 3
+    assert (i["num_nodes"], i["num_edges"]) == (6, 4)
+    assert i["id_dtype"] == "i64"
+    assert i["lanes"] == 0 and i["cached_bytes"] == 0
+    s.sample([0, 5], batch_id=1)
+    i = s.info
+    assert i["lanes"] == 1 and i["cached_bytes"] > 0
+
+
+def test_selector_info():
+    sel = ferry.Selector(num_batches=5, epochs=3, delta=0.4)
+    i = sel.info
+    assert (i["num_batches"], i["epochs"], i["delta"]) == (5, 3, 0.4)
+    assert (i["round_size"], i["total_steps"], i["steps"]) == (2, 15, 0)
+    assert (i["round"], i["round_length"], i["round_handed"]) == (0, 5, 0)
+    assert i["done"] is False
+    for b in range(5):
+        assert sel.next() == b
+        sel.report(b, loss=float(b))
+    b = sel.next()  # round 1 begins: batches 3 and 4
+    assert b == 3
+    i = sel.info
+    assert (i["round"], i["round_length"], i["round_handed"]) == (1, 2, 1)
+    assert (i["steps"], i["round_reported"]) == (6, 0)
+    sel.report(b, loss=0.5)
+    assert sel.info["round_reported"] == 1
+    for b in sel:
+        sel.report(b, loss=1.0)
+    assert sel.info["done"] is True and sel.info["steps"] == 15
+
+
 def test_loader_epoch_covers_the_seeds(ctx, rng):
     g = ferry.Graph.rmat(ctx, scale=7, edge_factor=4, seed=2,
                          symmetrize=True)
