@@ -18,6 +18,7 @@
  * timing, every set's counter must equal the steps it took and its
  * parameters must be finite. */
 #include "bench.h"
+#include "copy_limit.h"
 #include "timing.h"
 
 #include <math.h>
@@ -42,11 +43,9 @@ typedef struct run {
   uint64_t params;
   int tensors;
   int clip;
-  int sets;
   uint64_t *len; /* tensors' lengths */
   opt_set set[MAX_SETS];
-  ferry_buffer *copy_src[MAX_SETS], *copy_dst[MAX_SETS];
-  uint64_t copy_bytes;
+  bench_copy_limit limit; /* the rotation of sets and the copy */
 } run;
 
 /* The 200-tensor profile: relative sizes, scaled to `total` elements. */
@@ -90,11 +89,9 @@ static void free_sets(run *r) {
     ferry_buffer_destroy(s->g);
     free(s->P);
     free(s->G);
-    ferry_buffer_destroy(r->copy_src[i]);
-    ferry_buffer_destroy(r->copy_dst[i]);
     memset(s, 0, sizeof *s);
-    r->copy_src[i] = r->copy_dst[i] = NULL;
   }
+  bench_copy_limit_free(&r->limit);
 }
 
 static int make_set(run *r, opt_set *s, int index) {
@@ -139,19 +136,13 @@ static int make_set(run *r, opt_set *s, int index) {
 
 static int copy_rep(void *arg, int rep, double *seconds) {
   run *r = arg;
-  int i = rep % r->sets;
-  double t0 = bench_now();
-  ferry_status st = ferry_buffer_copy_async(r->stream, r->copy_dst[i], 0,
-                                            r->copy_src[i], 0, r->copy_bytes);
-  if (st == FERRY_OK)
-    st = ferry_stream_synchronize(r->stream);
-  *seconds = bench_now() - t0;
+  ferry_status st = bench_copy_limit_run(&r->limit, r->stream, rep, seconds);
   return st == FERRY_OK ? 0 : bench_fail("adan: copy limit", st);
 }
 
 static int op_rep(void *arg, int rep, double *seconds) {
   run *r = arg;
-  opt_set *s = &r->set[rep % r->sets];
+  opt_set *s = &r->set[rep % r->limit.sets];
   double t0 = bench_now();
   ferry_status st =
       ferry_adan_step(s->opt, s->P, s->G, (size_t)r->tensors, r->stream);
@@ -165,7 +156,7 @@ static int op_rep(void *arg, int rep, double *seconds) {
 /* Every set's counter equals its steps; its first and last parameters are
  * finite and have moved from the fill value. */
 static int check(run *r) {
-  for (int i = 0; i < r->sets; i++) {
+  for (int i = 0; i < r->limit.sets; i++) {
     opt_set *s = &r->set[i];
     uint64_t k = 0;
     ferry_status st = ferry_adan_get_step(s->opt, 0, &k);
@@ -200,19 +191,10 @@ static int measure(run *r, bench_results *out) {
   const bench_target *t = r->target;
   uint64_t bpp = r->clip ? 48 : 44;
   uint64_t bytes = bpp * r->params;
-  uint64_t want = 4 * r->cfg->llc_bytes;
-  r->sets = (int)((want + bytes - 1) / bytes);
-  if (r->sets < 1)
-    r->sets = 1;
-  if (r->sets > MAX_SETS)
-    r->sets = MAX_SETS;
-  if (r->cfg->quick) /* a smoke run: not judged */
-    r->sets = 2;
-  int judged = (uint64_t)r->sets * bytes >= want;
-  r->copy_bytes = bytes / 2;
+  bench_copy_limit_plan(&r->limit, r->cfg, bytes, MAX_SETS);
   /* Device memory: params, grads and 4 state vectors per set, plus the
    * copy's two buffers; leave a quarter of the device free. */
-  uint64_t need = (uint64_t)r->sets * (24 * r->params + bytes);
+  uint64_t need = (uint64_t)r->limit.sets * (24 * r->params + bytes);
   uint64_t have = t->info.device.total_memory;
   if (have > 0 && need > have / 4 * 3) {
     printf("skip %s adan %llu params: needs %.1f GB of %.1f GB\n",
@@ -221,27 +203,17 @@ static int measure(run *r, bench_results *out) {
     return 0;
   }
   int rc = 0;
-  for (int i = 0; i < r->sets && rc == 0; i++) {
+  for (int i = 0; i < r->limit.sets && rc == 0; i++) {
     rc = make_set(r, &r->set[i], i);
     ferry_status st = FERRY_OK;
     if (rc == 0)
-      st = ferry_buffer_create(t->ctx, FERRY_MEMORY_DEVICE, r->copy_bytes,
-                               &r->copy_src[i]);
-    if (rc == 0 && st == FERRY_OK)
-      st = ferry_buffer_create(t->ctx, FERRY_MEMORY_DEVICE, r->copy_bytes,
-                               &r->copy_dst[i]);
-    if (rc == 0 && st == FERRY_OK)
-      st = ferry_buffer_fill_async(r->stream, r->copy_src[i], 0, 1,
-                                   r->copy_bytes);
-    if (rc == 0 && st == FERRY_OK)
-      st = ferry_buffer_fill_async(r->stream, r->copy_dst[i], 0, 0,
-                                   r->copy_bytes);
+      st = bench_copy_limit_make_set(&r->limit, t->ctx, r->stream, i);
     if (rc == 0 && st != FERRY_OK)
       rc = bench_fail("adan: copy buffers", st);
   }
   /* One untimed step per set: its first step builds the device chunk
    * table and touches the state, which later steps do not pay for. */
-  for (int i = 0; i < r->sets && rc == 0; i++)
+  for (int i = 0; i < r->limit.sets && rc == 0; i++)
     rc = op_rep(r, i, &(double){0});
   double t_copy = 0, t_op = 0;
   if (rc == 0)
@@ -263,15 +235,7 @@ static int measure(run *r, bench_results *out) {
   bench_param_int(res, "params", (int64_t)r->params);
   bench_param_int(res, "tensors", r->tensors);
   bench_param_int(res, "bytes_per_param", (int64_t)bpp);
-  bench_param_int(res, "bytes", (int64_t)bytes);
-  bench_param_int(res, "sets", r->sets);
-  bench_param_int(res, "threads", t->info.num_threads);
-  res->reps = r->cfg->reps;
-  res->median_s = t_op;
-  res->gbps = (double)bytes / t_op / 1e9;
-  res->limit_gbps = (double)bytes / t_copy / 1e9;
-  res->ratio = res->gbps / res->limit_gbps;
-  res->judged = judged;
+  bench_copy_limit_report(&r->limit, res, r->cfg, t, bytes, t_op, t_copy);
   snprintf(res->rate_key, sizeof res->rate_key, "params_per_s");
   res->rate = (double)r->params / t_op;
   return 0;

@@ -14,6 +14,7 @@
  * sets cannot reach that is reported but not judged. Results are checked
  * after timing (finite, and y's first row against an f64 reference). */
 #include "bench.h"
+#include "copy_limit.h"
 #include "timing.h"
 
 #include <math.h>
@@ -45,10 +46,8 @@ typedef struct run {
   ferry_norm_kind kind;
   int backward;
   shape sh;
-  int sets;
   opset set[MAX_SETS];
-  ferry_buffer *copy_src[MAX_SETS], *copy_dst[MAX_SETS];
-  uint64_t copy_bytes;
+  bench_copy_limit limit; /* the rotation of sets and the copy */
 } run;
 
 static size_t esz(ferry_dtype dt) {
@@ -59,27 +58,31 @@ static uint64_t align256(uint64_t v) {
   return (v + 255) & ~(uint64_t)255;
 }
 
-static void vec(ferry_tensor *t, ferry_buffer *b, uint64_t *off, ferry_dtype dt,
-                int64_t n) {
+/* A set packs all its operands into one buffer: each tensor (compact) at
+ * *off, which then moves past it to the next 256-byte boundary. */
+static void place(ferry_tensor *t, ferry_buffer *b, uint64_t *off,
+                  ferry_dtype dt, int32_t ndim, const int64_t *dims) {
   memset(t, 0, sizeof *t);
   t->buffer = b;
   t->byte_offset = *off;
   t->dtype = dt;
-  t->ndim = 1;
-  t->shape[0] = n;
-  *off = align256(*off + (uint64_t)n * esz(dt));
+  t->ndim = ndim;
+  uint64_t n = 1;
+  for (int32_t d = 0; d < ndim; d++) {
+    t->shape[d] = dims[d];
+    n *= (uint64_t)dims[d];
+  }
+  *off = align256(*off + n * esz(dt));
+}
+
+static void vec(ferry_tensor *t, ferry_buffer *b, uint64_t *off, ferry_dtype dt,
+                int64_t n) {
+  place(t, b, off, dt, 1, &n);
 }
 
 static void mat(ferry_tensor *t, ferry_buffer *b, uint64_t *off, ferry_dtype dt,
                 shape s) {
-  memset(t, 0, sizeof *t);
-  t->buffer = b;
-  t->byte_offset = *off;
-  t->dtype = dt;
-  t->ndim = 2;
-  t->shape[0] = s.rows;
-  t->shape[1] = s.cols;
-  *off = align256(*off + (uint64_t)(s.rows * s.cols) * esz(dt));
+  place(t, b, off, dt, 2, (const int64_t[]){s.rows, s.cols});
 }
 
 /* Layout of one set: returns its bytes (with buffer NULL) or fills it. */
@@ -110,6 +113,18 @@ static uint64_t counted(const run *r) {
   return 3 * big + cv + (layer ? rv : 0) + rv + cv + (layer ? cv : 0);
 }
 
+/* fill_set reuses its host staging for the next tensor at once: each write
+ * is waited for. */
+static ferry_status write_and_wait(const run *r, const opset *o,
+                                   const ferry_tensor *t, const void *src,
+                                   uint64_t bytes) {
+  ferry_status s =
+      ferry_buffer_write_async(r->stream, o->buf, t->byte_offset, src, bytes);
+  if (s == FERRY_OK)
+    s = ferry_stream_synchronize(r->stream);
+  return s;
+}
+
 /* Host staging: random inputs in the dtype, written into the set. */
 static int fill_set(run *r, opset *o, uint64_t seed) {
   uint64_t n = (uint64_t)(r->sh.rows * r->sh.cols);
@@ -138,11 +153,7 @@ static int fill_set(run *r, opset *o, uint64_t seed) {
         ((uint16_t *)h)[i] = (uint16_t)(u >> 16); /* bf16, truncated */
       }
     }
-    const ferry_tensor *t = which ? &o->dy : &o->x;
-    ferry_status s =
-        ferry_buffer_write_async(r->stream, o->buf, t->byte_offset, h, n * es);
-    if (s == FERRY_OK)
-      s = ferry_stream_synchronize(r->stream);
+    ferry_status s = write_and_wait(r, o, which ? &o->dy : &o->x, h, n * es);
     if (s != FERRY_OK) {
       free(h);
       free(v);
@@ -158,10 +169,7 @@ static int fill_set(run *r, opset *o, uint64_t seed) {
              : k == 1 ? 0.01f * (float)(i % 5)
              : k == 2 ? 0.5f
                       : 0.9f;
-    ferry_status s = ferry_buffer_write_async(
-        r->stream, o->buf, vt[k]->byte_offset, v, (uint64_t)len * 4);
-    if (s == FERRY_OK)
-      s = ferry_stream_synchronize(r->stream);
+    ferry_status s = write_and_wait(r, o, vt[k], v, (uint64_t)len * 4);
     if (s != FERRY_OK) {
       free(h);
       free(v);
@@ -176,10 +184,9 @@ static int fill_set(run *r, opset *o, uint64_t seed) {
 static void free_sets(run *r) {
   for (int i = 0; i < MAX_SETS; i++) {
     ferry_buffer_destroy(r->set[i].buf);
-    ferry_buffer_destroy(r->copy_src[i]);
-    ferry_buffer_destroy(r->copy_dst[i]);
-    r->set[i].buf = r->copy_src[i] = r->copy_dst[i] = NULL;
+    r->set[i].buf = NULL;
   }
+  bench_copy_limit_free(&r->limit);
 }
 
 static ferry_status enqueue_op(const run *r, const opset *o) {
@@ -197,7 +204,7 @@ static ferry_status enqueue_op(const run *r, const opset *o) {
 
 static int op_rep(void *arg, int rep, double *seconds) {
   run *r = arg;
-  const opset *o = &r->set[rep % r->sets];
+  const opset *o = &r->set[rep % r->limit.sets];
   double t0 = bench_now();
   ferry_status st = enqueue_op(r, o);
   if (st == FERRY_OK)
@@ -208,13 +215,7 @@ static int op_rep(void *arg, int rep, double *seconds) {
 
 static int copy_rep(void *arg, int rep, double *seconds) {
   run *r = arg;
-  int s = rep % r->sets;
-  double t0 = bench_now();
-  ferry_status st = ferry_buffer_copy_async(r->stream, r->copy_dst[s], 0,
-                                            r->copy_src[s], 0, r->copy_bytes);
-  if (st == FERRY_OK)
-    st = ferry_stream_synchronize(r->stream);
-  *seconds = bench_now() - t0;
+  ferry_status st = bench_copy_limit_run(&r->limit, r->stream, rep, seconds);
   return st == FERRY_OK ? 0 : bench_fail("layernorm copy limit", st);
 }
 
@@ -289,32 +290,13 @@ static int measure(run *r, bench_results *out) {
   uint64_t bytes = counted(r);
   opset probe;
   uint64_t set_bytes = layout(r, &probe, NULL);
-  uint64_t want = 4 * r->cfg->llc_bytes;
-  r->sets = (int)((want + bytes - 1) / bytes);
-  if (r->sets < 1)
-    r->sets = 1;
-  if (r->sets > MAX_SETS)
-    r->sets = MAX_SETS;
-  if (r->cfg->quick)
-    r->sets = 2;
-  int judged = (uint64_t)r->sets * bytes >= want;
-  r->copy_bytes = bytes / 2;
+  bench_copy_limit_plan(&r->limit, r->cfg, bytes, MAX_SETS);
   int rc = 0;
-  for (int i = 0; i < r->sets && rc == 0; i++) {
+  for (int i = 0; i < r->limit.sets && rc == 0; i++) {
     ferry_status st = ferry_buffer_create(r->target->ctx, FERRY_MEMORY_DEVICE,
                                           set_bytes, &r->set[i].buf);
     if (st == FERRY_OK)
-      st = ferry_buffer_create(r->target->ctx, FERRY_MEMORY_DEVICE,
-                               r->copy_bytes, &r->copy_src[i]);
-    if (st == FERRY_OK)
-      st = ferry_buffer_create(r->target->ctx, FERRY_MEMORY_DEVICE,
-                               r->copy_bytes, &r->copy_dst[i]);
-    if (st == FERRY_OK)
-      st = ferry_buffer_fill_async(r->stream, r->copy_src[i], 0, 1,
-                                   r->copy_bytes);
-    if (st == FERRY_OK)
-      st = ferry_buffer_fill_async(r->stream, r->copy_dst[i], 0, 0,
-                                   r->copy_bytes);
+      st = bench_copy_limit_make_set(&r->limit, r->target->ctx, r->stream, i);
     if (st != FERRY_OK) {
       rc = bench_fail("layernorm: buffers", st);
       break;
@@ -325,22 +307,9 @@ static int measure(run *r, bench_results *out) {
   /* Copy and op alternate, so that both see the same state of a shared
    * machine; each has its own median. */
   double t_copy = 0, t_op = 0;
-  double tc[BENCH_MAX_REPS], to[BENCH_MAX_REPS];
-  int reps = r->cfg->reps < BENCH_MAX_REPS ? r->cfg->reps : BENCH_MAX_REPS;
-  for (int rep = 0; rc == 0 && rep < r->cfg->warmup + reps; rep++) {
-    double a = 0, b = 0;
-    rc = copy_rep(r, rep, &a);
-    if (rc == 0)
-      rc = op_rep(r, rep, &b);
-    if (rep >= r->cfg->warmup) {
-      tc[rep - r->cfg->warmup] = a;
-      to[rep - r->cfg->warmup] = b;
-    }
-  }
-  if (rc == 0) {
-    t_copy = bench_median(tc, reps);
-    t_op = bench_median(to, reps);
-  }
+  if (rc == 0)
+    rc = bench_repeat_pair(r->cfg->warmup, r->cfg->reps, copy_rep, r, op_rep, r,
+                           &t_copy, &t_op);
   if (rc == 0)
     rc = check(r);
   free_sets(r);
@@ -358,15 +327,7 @@ static int measure(run *r, bench_results *out) {
   bench_param_int(res, "rows", r->sh.rows);
   bench_param_int(res, "cols", r->sh.cols);
   bench_param_string(res, "dtype", ferry_dtype_name(r->dt));
-  bench_param_int(res, "bytes", (int64_t)bytes);
-  bench_param_int(res, "sets", r->sets);
-  bench_param_int(res, "threads", t->info.num_threads);
-  res->reps = r->cfg->reps;
-  res->median_s = t_op;
-  res->gbps = (double)bytes / t_op / 1e9;
-  res->limit_gbps = (double)bytes / t_copy / 1e9;
-  res->ratio = res->gbps / res->limit_gbps;
-  res->judged = judged;
+  bench_copy_limit_report(&r->limit, res, r->cfg, t, bytes, t_op, t_copy);
   return 0;
 }
 

@@ -104,12 +104,15 @@ static ferry_status check_matrix(ferry_context *ctx, const char *func,
   return FERRY_OK;
 }
 
-/* A contiguous 1-D vector of n elements of one of two dtypes (or NULL when
- * optional). */
+/* A contiguous 1-D vector of n elements of one of two dtypes, or NULL (every
+ * vector is optional somewhere; a required one is checked for NULL first,
+ * with its own message). */
 static ferry_status check_vector(ferry_context *ctx, const char *func,
                                  const char *arg, const ferry_tensor *t,
                                  int64_t n, const char *what, ferry_dtype a,
                                  ferry_dtype b, ferry_be_tensor *out) {
+  if (t == NULL)
+    return FERRY_OK;
   ferry_status st = resolve(ctx, func, arg, t, out);
   if (st != FERRY_OK)
     return st;
@@ -150,6 +153,17 @@ static ferry_status same_shape(const char *func, const char *arg,
   return FERRY_OK;
 }
 
+/* y, dy and dx: matrices of x's shape and dtype. */
+static ferry_status check_like_x(ferry_context *ctx, const char *func,
+                                 const char *arg, const ferry_tensor *t,
+                                 const ferry_be_tensor *x,
+                                 ferry_be_tensor *out) {
+  ferry_status st = check_matrix(ctx, func, arg, t, out);
+  if (st != FERRY_OK)
+    return st;
+  return same_shape(func, arg, out, "x", x);
+}
+
 static ferry_status check_stream(const char *func, ferry_stream *stream) {
   if (stream == NULL)
     return ferry__error(FERRY_ERR_NULL_POINTER, "%s: argument 'stream' is NULL",
@@ -166,6 +180,55 @@ static ferry_status rows_cols(const char *func, const ferry_be_tensor *x) {
   return FERRY_OK;
 }
 
+/* The checks both entry points start with, in the same order: the stream,
+ * then the options. */
+static ferry_status check_call(const char *func, ferry_stream *stream,
+                               const ferry_norm_options *opts,
+                               ferry_norm_options *o) {
+  ferry_status st = check_stream(func, stream);
+  if (st != FERRY_OK)
+    return st;
+  return read_options(func, opts, o);
+}
+
+/* gamma, beta and their gradients are checked alike: one element per column
+ * of x, f32 or x's dtype. */
+static ferry_status check_cols_vector(ferry_context *ctx, const char *func,
+                                      const char *arg, const ferry_tensor *t,
+                                      const ferry_be_tensor *x,
+                                      ferry_be_tensor *out) {
+  return check_vector(ctx, func, arg, t, x->shape[1], "cols of x",
+                      FERRY_DTYPE_F32, x->dtype, out);
+}
+
+/* mean and rstd are checked alike: one f32 per row of x. */
+static ferry_status check_rows_vector(ferry_context *ctx, const char *func,
+                                      const char *arg, const ferry_tensor *t,
+                                      const ferry_be_tensor *x,
+                                      ferry_be_tensor *out) {
+  return check_vector(ctx, func, arg, t, x->shape[0], "rows of x",
+                      FERRY_DTYPE_F32, FERRY_DTYPE_F32, out);
+}
+
+/* RMSNorm has no mean and no bias: the one message for an operand it would
+ * ignore. */
+static ferry_status given_to_rms(const char *func, const char *arg,
+                                 const char *what) {
+  return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                      "%s: argument '%s' is given but RMSNorm has no %s; pass "
+                      "NULL",
+                      func, arg, what);
+}
+
+/* A backend may leave either op out: say which, naming the plugin. */
+static ferry_status check_slot(const char *func, const ferry_context *ctx,
+                               bool present, const char *slot) {
+  if (!present)
+    return ferry__error(FERRY_ERR_UNSUPPORTED, "%s: backend '%s' lacks %s",
+                        func, ctx->plugin->name, slot);
+  return FERRY_OK;
+}
+
 ferry_status
 ferry_norm_forward(ferry_stream *stream, const ferry_norm_options *opts,
                    const ferry_tensor *x, const ferry_tensor *gamma,
@@ -173,54 +236,31 @@ ferry_norm_forward(ferry_stream *stream, const ferry_norm_options *opts,
                    const ferry_tensor *mean, const ferry_tensor *rstd) {
   FERRY_ENTER();
   const char *func = __func__;
-  ferry_status st = check_stream(func, stream);
+  ferry_norm_options o;
+  ferry_be_tensor bx, by, bg, bb, bm, br;
+  ferry_status st = check_call(func, stream, opts, &o);
   if (st != FERRY_OK)
     return st;
-  ferry_norm_options o;
-  if ((st = read_options(func, opts, &o)) != FERRY_OK)
-    return st;
   ferry_context *ctx = stream->ctx;
-  ferry_be_tensor bx, by, bg, bb, bm, br;
   if ((st = check_matrix(ctx, func, "x", x, &bx)) != FERRY_OK ||
-      (st = check_matrix(ctx, func, "y", y, &by)) != FERRY_OK ||
-      (st = same_shape(func, "y", &by, "x", &bx)) != FERRY_OK ||
-      (st = rows_cols(func, &bx)) != FERRY_OK)
+      (st = check_like_x(ctx, func, "y", y, &bx, &by)) != FERRY_OK ||
+      (st = rows_cols(func, &bx)) != FERRY_OK ||
+      (st = check_cols_vector(ctx, func, "gamma", gamma, &bx, &bg)) != FERRY_OK)
     return st;
-  int64_t rows = bx.shape[0], cols = bx.shape[1];
-  if (gamma != NULL &&
-      (st = check_vector(ctx, func, "gamma", gamma, cols, "cols of x",
-                         FERRY_DTYPE_F32, bx.dtype, &bg)) != FERRY_OK)
+  if (o.kind == FERRY_NORM_RMS && beta != NULL)
+    return given_to_rms(func, "beta", "bias");
+  if ((st = check_cols_vector(ctx, func, "beta", beta, &bx, &bb)) != FERRY_OK)
     return st;
-  if (beta != NULL) {
-    if (o.kind == FERRY_NORM_RMS)
-      return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                          "%s: argument 'beta' is given but RMSNorm has no "
-                          "bias; pass NULL",
-                          func);
-    if ((st = check_vector(ctx, func, "beta", beta, cols, "cols of x",
-                           FERRY_DTYPE_F32, bx.dtype, &bb)) != FERRY_OK)
-      return st;
-  }
-  if (mean != NULL) {
-    if (o.kind == FERRY_NORM_RMS)
-      return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                          "%s: argument 'mean' is given but RMSNorm has no "
-                          "mean; pass NULL",
-                          func);
-    if ((st = check_vector(ctx, func, "mean", mean, rows, "rows of x",
-                           FERRY_DTYPE_F32, FERRY_DTYPE_F32, &bm)) != FERRY_OK)
-      return st;
-  }
-  if (rstd != NULL &&
-      (st = check_vector(ctx, func, "rstd", rstd, rows, "rows of x",
-                         FERRY_DTYPE_F32, FERRY_DTYPE_F32, &br)) != FERRY_OK)
+  if (o.kind == FERRY_NORM_RMS && mean != NULL)
+    return given_to_rms(func, "mean", "mean");
+  if ((st = check_rows_vector(ctx, func, "mean", mean, &bx, &bm)) != FERRY_OK ||
+      (st = check_rows_vector(ctx, func, "rstd", rstd, &bx, &br)) != FERRY_OK)
     return st;
   const ferry_backend *be = ctx->be;
-  if (be->op_norm_forward == NULL)
-    return ferry__error(FERRY_ERR_UNSUPPORTED,
-                        "%s: backend '%s' lacks norm_forward", func,
-                        ctx->plugin->name);
-  if (rows == 0)
+  if ((st = check_slot(func, ctx, be->op_norm_forward != NULL,
+                       "norm_forward")) != FERRY_OK)
+    return st;
+  if (bx.shape[0] == 0)
     return FERRY_OK;
   ferry_be_launch l;
   if ((st = ferry__stream_launch(stream, "norm_forward", &l)) != FERRY_OK)
@@ -238,25 +278,17 @@ ferry_norm_backward(ferry_stream *stream, const ferry_norm_options *opts,
                     const ferry_tensor *dgamma, const ferry_tensor *dbeta) {
   FERRY_ENTER();
   const char *func = __func__;
-  ferry_status st = check_stream(func, stream);
+  ferry_norm_options o;
+  ferry_be_tensor bdy, bx, bg, bm, br, bdx, bdg, bdb;
+  ferry_status st = check_call(func, stream, opts, &o);
   if (st != FERRY_OK)
     return st;
-  ferry_norm_options o;
-  if ((st = read_options(func, opts, &o)) != FERRY_OK)
-    return st;
   ferry_context *ctx = stream->ctx;
-  ferry_be_tensor bdy, bx, bg, bm, br, bdx, bdg, bdb;
   if ((st = check_matrix(ctx, func, "x", x, &bx)) != FERRY_OK ||
-      (st = check_matrix(ctx, func, "dy", dy, &bdy)) != FERRY_OK ||
-      (st = same_shape(func, "dy", &bdy, "x", &bx)) != FERRY_OK ||
-      (st = check_matrix(ctx, func, "dx", dx, &bdx)) != FERRY_OK ||
-      (st = same_shape(func, "dx", &bdx, "x", &bx)) != FERRY_OK ||
-      (st = rows_cols(func, &bx)) != FERRY_OK)
-    return st;
-  int64_t rows = bx.shape[0], cols = bx.shape[1];
-  if (gamma != NULL &&
-      (st = check_vector(ctx, func, "gamma", gamma, cols, "cols of x",
-                         FERRY_DTYPE_F32, bx.dtype, &bg)) != FERRY_OK)
+      (st = check_like_x(ctx, func, "dy", dy, &bx, &bdy)) != FERRY_OK ||
+      (st = check_like_x(ctx, func, "dx", dx, &bx, &bdx)) != FERRY_OK ||
+      (st = rows_cols(func, &bx)) != FERRY_OK ||
+      (st = check_cols_vector(ctx, func, "gamma", gamma, &bx, &bg)) != FERRY_OK)
     return st;
   if (o.kind == FERRY_NORM_LAYER) {
     if (mean == NULL)
@@ -264,45 +296,32 @@ ferry_norm_backward(ferry_stream *stream, const ferry_norm_options *opts,
                           "%s: argument 'mean' is NULL; LayerNorm's backward "
                           "needs the forward's saved mean",
                           func);
-    if ((st = check_vector(ctx, func, "mean", mean, rows, "rows of x",
-                           FERRY_DTYPE_F32, FERRY_DTYPE_F32, &bm)) != FERRY_OK)
+    if ((st = check_rows_vector(ctx, func, "mean", mean, &bx, &bm)) != FERRY_OK)
       return st;
   } else {
     if (mean != NULL)
-      return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                          "%s: argument 'mean' is given but RMSNorm has no "
-                          "mean; pass NULL",
-                          func);
+      return given_to_rms(func, "mean", "mean");
     if (dbeta != NULL)
-      return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                          "%s: argument 'dbeta' is given but RMSNorm has no "
-                          "bias; pass NULL",
-                          func);
+      return given_to_rms(func, "dbeta", "bias");
   }
   if (rstd == NULL)
     return ferry__error(FERRY_ERR_NULL_POINTER,
                         "%s: argument 'rstd' is NULL; the backward needs the "
                         "forward's saved rstd",
                         func);
-  if ((st = check_vector(ctx, func, "rstd", rstd, rows, "rows of x",
-                         FERRY_DTYPE_F32, FERRY_DTYPE_F32, &br)) != FERRY_OK)
-    return st;
-  if (dgamma != NULL &&
-      (st = check_vector(ctx, func, "dgamma", dgamma, cols, "cols of x",
-                         FERRY_DTYPE_F32, bx.dtype, &bdg)) != FERRY_OK)
-    return st;
-  if (dbeta != NULL &&
-      (st = check_vector(ctx, func, "dbeta", dbeta, cols, "cols of x",
-                         FERRY_DTYPE_F32, bx.dtype, &bdb)) != FERRY_OK)
+  if ((st = check_rows_vector(ctx, func, "rstd", rstd, &bx, &br)) != FERRY_OK ||
+      (st = check_cols_vector(ctx, func, "dgamma", dgamma, &bx, &bdg)) !=
+          FERRY_OK ||
+      (st = check_cols_vector(ctx, func, "dbeta", dbeta, &bx, &bdb)) !=
+          FERRY_OK)
     return st;
   const ferry_backend *be = ctx->be;
-  if (be->op_norm_backward == NULL)
-    return ferry__error(FERRY_ERR_UNSUPPORTED,
-                        "%s: backend '%s' lacks norm_backward", func,
-                        ctx->plugin->name);
+  if ((st = check_slot(func, ctx, be->op_norm_backward != NULL,
+                       "norm_backward")) != FERRY_OK)
+    return st;
   /* rows == 0 is a no-op (dgamma/dbeta are left as they are, as the
    * header says). */
-  if (rows == 0)
+  if (bx.shape[0] == 0)
     return FERRY_OK;
   ferry_be_launch l;
   if ((st = ferry__stream_launch(stream, "norm_backward", &l)) != FERRY_OK)

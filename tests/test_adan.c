@@ -276,6 +276,23 @@ static void scen_get_params(scen *sc, int i, float *out) {
   free(h);
 }
 
+/* Every check reads a tensor's parameters back whole: a malloc'd copy. */
+static float *scen_read_params(scen *sc, int i) {
+  float *p = malloc(sc->len[i] * sizeof(float));
+  cr_assert_not_null(p);
+  scen_get_params(sc, i, p);
+  return p;
+}
+
+/* Starting parameters: n values of U(-1, 1) from rng, malloc'd. */
+static float *random_values(uint64_t n, uint64_t *rng) {
+  float *p = malloc(n * sizeof(float));
+  cr_assert_not_null(p);
+  for (uint64_t j = 0; j < n; j++)
+    p[j] = (float)ferry_test_uniform(rng);
+  return p;
+}
+
 static void scen_set_grads(scen *sc, uint64_t *rng, double scale) {
   for (int i = 0; i < sc->nt; i++) {
     for (uint64_t j = 0; j < sc->len[i]; j++)
@@ -285,6 +302,17 @@ static void scen_set_grads(scen *sc, uint64_t *rng, double scale) {
                                        sc->len[i] * 4));
   }
   FERRY_OK_(ferry_stream_synchronize(sc->s));
+}
+
+/* Runs compared step by step (a resumed checkpoint, another backend) take
+ * the same gradients: src's this step, written into dst's. */
+static void scen_copy_grads(scen *dst, const scen *src) {
+  for (int i = 0; i < dst->nt; i++)
+    FERRY_OK_(ferry_buffer_write_async(dst->s, dst->G[i].buffer,
+                                       dst->G[i].byte_offset, src->grad[i],
+                                       dst->len[i] * 4));
+  /* The copies read src->grad, which the next step rewrites. */
+  FERRY_OK_(ferry_stream_synchronize(dst->s));
 }
 
 /* ---- comparison ---------------------------------------------------------- */
@@ -366,8 +394,7 @@ static void check_group_state(ferry_adan *opt, scen *sc, ref_opt *r, int grp,
 static void check_all(ferry_adan *opt, scen *sc, ref_opt *r, double tol,
                       const char *what) {
   for (int i = 0; i < sc->nt; i++) {
-    float *p = malloc(sc->len[i] * sizeof(float));
-    scen_get_params(sc, i, p);
+    float *p = scen_read_params(sc, i);
     double e = rel_err(p, r->t[i].p, sc->len[i]);
     cr_assert(e < tol,
               "%s: %s params of tensor %d (%llu elements): relative error %g",
@@ -463,8 +490,11 @@ static void ref_init(ref_opt *r, const scen *sc, const run_cfg *rc) {
   }
 }
 
-static void run_against_reference(ferry_context *ctx, const run_cfg *rc,
-                                  ferry_dtype dt, double tol) {
+/* One configuration's run on the backend under test, against the
+ * reference. */
+static void run_against_reference(const run_cfg *rc, ferry_dtype dt,
+                                  double tol) {
+  ferry_context *ctx = ferry_test_context();
   scen sc;
   scen_make(&sc, ctx, NT, sizes, groups, dt);
   ref_opt r;
@@ -473,9 +503,7 @@ static void run_against_reference(ferry_context *ctx, const run_cfg *rc,
       dt != FERRY_DTYPE_F32 && !rc->o.master_weights ? dt : FERRY_DTYPE_INVALID;
   uint64_t rng = 0x5eed + (uint64_t)rc->restart_before;
   for (int i = 0; i < sc.nt; i++) {
-    float *p = malloc(sc.len[i] * sizeof(float));
-    for (uint64_t j = 0; j < sc.len[i]; j++)
-      p[j] = (float)ferry_test_uniform(&rng);
+    float *p = random_values(sc.len[i], &rng);
     scen_set_params(&sc, i, p); /* rounds to the dtype */
     for (uint64_t j = 0; j < sc.len[i]; j++)
       r.t[i].p[j] = r.t[i].p0[j] = p[j];
@@ -504,8 +532,7 @@ static void run_against_reference(ferry_context *ctx, const run_cfg *rc,
      * so a value near a rounding tie may land one unit apart (and stay
      * so: the update is small against the value). */
     for (int i = 0; i < sc.nt; i++) {
-      float *p = malloc(sc.len[i] * sizeof(float));
-      scen_get_params(&sc, i, p);
+      float *p = scen_read_params(&sc, i);
       double ulp = dt == FERRY_DTYPE_F16 ? ldexp(1, -10) : ldexp(1, -7);
       for (uint64_t j = 0; j < sc.len[i]; j++)
         cr_assert(fabs(p[j] - r.t[i].p[j]) <=
@@ -532,8 +559,7 @@ static void run_against_reference(ferry_context *ctx, const run_cfg *rc,
         double e = rel_err(master + at, r.t[i].p, sc.len[i]);
         cr_assert(e < tol, "%s: master weights of tensor %d: error %g",
                   rc->name, i, e);
-        float *p = malloc(sc.len[i] * sizeof(float));
-        scen_get_params(&sc, i, p);
+        float *p = scen_read_params(&sc, i);
         for (uint64_t j = 0; j < sc.len[i]; j++)
           cr_assert_eq(p[j], from_lp(dt, to_lp(dt, master[at + j])),
                        "tensor %d [%llu]: %g is not master %g rounded", i,
@@ -549,6 +575,7 @@ static void run_against_reference(ferry_context *ctx, const run_cfg *rc,
   ferry_adan_destroy(opt);
   ref_free(&r);
   scen_free(&sc);
+  ferry_context_destroy(ctx);
 }
 
 static run_cfg cfg_defaults(void) {
@@ -561,9 +588,7 @@ static run_cfg cfg_defaults(void) {
 
 Test(adan, defaults) {
   run_cfg rc = cfg_defaults();
-  ferry_context *ctx = ferry_test_context();
-  run_against_reference(ctx, &rc, FERRY_DTYPE_F32, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_F32, 1e-6);
 }
 
 Test(adan, prox_weight_decay_clipping) {
@@ -574,9 +599,7 @@ Test(adan, prox_weight_decay_clipping) {
   rc.o.max_grad_norm = 1.0; /* the gradients' norm is ~170: clipped */
   rc.lr1 = 5e-3;
   rc.wd1 = 0.2;
-  ferry_context *ctx = ferry_test_context();
-  run_against_reference(ctx, &rc, FERRY_DTYPE_F32, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_F32, 1e-6);
 }
 
 Test(adan, no_prox_other_betas) {
@@ -594,9 +617,7 @@ Test(adan, no_prox_other_betas) {
   rc.lr1 = 3e-2;
   rc.wd1 = 0.0;
   rc.grad_scale = 0.01;
-  ferry_context *ctx = ferry_test_context();
-  run_against_reference(ctx, &rc, FERRY_DTYPE_F32, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_F32, 1e-6);
 }
 
 Test(adan, restart_before_step_4) {
@@ -604,41 +625,33 @@ Test(adan, restart_before_step_4) {
   rc.name = "restart";
   rc.o.weight_decay = 0.01;
   rc.restart_before = 4;
-  ferry_context *ctx = ferry_test_context();
-  run_against_reference(ctx, &rc, FERRY_DTYPE_F32, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_F32, 1e-6);
 }
 
 Test(adan, f16_master_weights) {
-  ferry_context *ctx = ferry_test_context();
   run_cfg rc = cfg_defaults();
   rc.name = "f16";
   rc.o.lr = 1e-2;
   rc.o.no_prox = 1;
   rc.o.weight_decay = 0.05;
   rc.o.max_grad_norm = 3.0;
-  run_against_reference(ctx, &rc, FERRY_DTYPE_F16, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_F16, 1e-6);
 }
 
 Test(adan, bf16_without_master_weights) {
-  ferry_context *ctx = ferry_test_context();
   run_cfg rc = cfg_defaults();
   rc.name = "bf16 no master";
   rc.o.lr = 1e-2;
   rc.o.master_weights = 0;
-  run_against_reference(ctx, &rc, FERRY_DTYPE_BF16, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_BF16, 1e-6);
 }
 
 Test(adan, bf16_master_weights) {
-  ferry_context *ctx = ferry_test_context();
   run_cfg rc = cfg_defaults();
   rc.name = "bf16";
   rc.o.lr = 1e-2;
   rc.o.weight_decay = 0.02;
-  run_against_reference(ctx, &rc, FERRY_DTYPE_BF16, 1e-6);
-  ferry_context_destroy(ctx);
+  run_against_reference(&rc, FERRY_DTYPE_BF16, 1e-6);
 }
 
 /* ---- multi-tensor equals one tensor at a time ---------------------------- */
@@ -649,11 +662,8 @@ Test(adan, multi_tensor_equals_single) {
   scen_make(&sc, ctx, NT, sizes, groups, FERRY_DTYPE_F32);
   uint64_t rng = 77;
   float *init[MAXT];
-  for (int i = 0; i < sc.nt; i++) {
-    init[i] = malloc(sc.len[i] * sizeof(float));
-    for (uint64_t j = 0; j < sc.len[i]; j++)
-      init[i][j] = (float)ferry_test_uniform(&rng);
-  }
+  for (int i = 0; i < sc.nt; i++)
+    init[i] = random_values(sc.len[i], &rng);
   ferry_adan_options o = FERRY_ADAN_OPTIONS_INIT;
   o.weight_decay = 0.01;
   o.lr = 1e-2;
@@ -688,8 +698,7 @@ Test(adan, multi_tensor_equals_single) {
           FERRY_OK_(ferry_adan_step(opts[k], &sc.P[k], &sc.G[k], 1, sc.s));
     }
     for (int i = 0; i < sc.nt; i++) {
-      float *p = malloc(sc.len[i] * sizeof(float));
-      scen_get_params(&sc, i, p);
+      float *p = scen_read_params(&sc, i);
       if (pass == 0) {
         multi[i] = p;
       } else {
@@ -712,10 +721,8 @@ Test(adan, multi_tensor_equals_single) {
 
 static void snapshot(scen *sc, ferry_adan *opt, float **out) {
   int k = 0;
-  for (int i = 0; i < sc->nt; i++, k++) {
-    out[k] = malloc(sc->len[i] * sizeof(float));
-    scen_get_params(sc, i, out[k]);
-  }
+  for (int i = 0; i < sc->nt; i++, k++)
+    out[k] = scen_read_params(sc, i);
   for (int grp = 0; grp < 2; grp++)
     for (int w = 0; w < 4; w++, k++) {
       uint64_t n = 0;
@@ -735,9 +742,7 @@ Test(adan, nonfinite_gradient_skips_step) {
   rc.o.max_grad_norm = 5.0;
   uint64_t rng = 9;
   for (int i = 0; i < sc.nt; i++) {
-    float *p = malloc(sc.len[i] * sizeof(float));
-    for (uint64_t j = 0; j < sc.len[i]; j++)
-      p[j] = (float)ferry_test_uniform(&rng);
+    float *p = random_values(sc.len[i], &rng);
     scen_set_params(&sc, i, p);
     free(p);
   }
@@ -810,9 +815,7 @@ Test(adan, checkpoint_roundtrip) {
   rc.lr1 = 3e-3;
   uint64_t rng = 31;
   for (int i = 0; i < 2; i++) {
-    float *p = malloc(len[i] * sizeof(float));
-    for (uint64_t j = 0; j < len[i]; j++)
-      p[j] = (float)ferry_test_uniform(&rng);
+    float *p = random_values(len[i], &rng);
     scen_set_params(&a, i, p);
     scen_set_params(&b, i, p);
     free(p);
@@ -825,8 +828,7 @@ Test(adan, checkpoint_roundtrip) {
   /* Copy a's parameters, state and counters into a fresh optimizer. */
   ferry_adan *ob = make_opt(ctx, &b, &rc);
   for (int i = 0; i < 2; i++) {
-    float *p = malloc(len[i] * sizeof(float));
-    scen_get_params(&a, i, p);
+    float *p = scen_read_params(&a, i);
     scen_set_params(&b, i, p);
     free(p);
   }
@@ -856,18 +858,12 @@ Test(adan, checkpoint_roundtrip) {
   }
   for (int s = 0; s < 3; s++) {
     scen_set_grads(&a, &rng, 1.0);
-    for (int i = 0; i < 2; i++)
-      FERRY_OK_(ferry_buffer_write_async(b.s, b.G[i].buffer, b.G[i].byte_offset,
-                                         a.grad[i], len[i] * 4));
-    /* The copies read a.grad, which the next round rewrites. */
-    FERRY_OK_(ferry_stream_synchronize(b.s));
+    scen_copy_grads(&b, &a);
     FERRY_OK_(ferry_adan_step(oa, a.P, a.G, 2, a.s));
     FERRY_OK_(ferry_adan_step(ob, b.P, b.G, 2, b.s));
   }
   for (int i = 0; i < 2; i++) {
-    float *pa = malloc(len[i] * 4), *pb = malloc(len[i] * 4);
-    scen_get_params(&a, i, pa);
-    scen_get_params(&b, i, pb);
+    float *pa = scen_read_params(&a, i), *pb = scen_read_params(&b, i);
     cr_assert(memcmp(pa, pb, len[i] * 4) == 0, "tensor %d: resumed run differs",
               i);
     free(pa);
@@ -898,9 +894,7 @@ Test(adan, backend_matches_cpu) {
   ferry_adan *opt[2];
   uint64_t rng = 5;
   for (int i = 0; i < NT; i++) {
-    float *p = malloc(sizes[i] * sizeof(float));
-    for (uint64_t j = 0; j < sizes[i]; j++)
-      p[j] = (float)ferry_test_uniform(&rng);
+    float *p = random_values(sizes[i], &rng);
     scen_set_params(&s[0], i, p);
     scen_set_params(&s[1], i, p);
     free(p);
@@ -912,19 +906,13 @@ Test(adan, backend_matches_cpu) {
   }
   for (int step = 0; step < 5; step++) {
     scen_set_grads(&s[0], &rng, 1.0);
-    for (int i = 0; i < NT; i++)
-      FERRY_OK_(ferry_buffer_write_async(s[1].s, s[1].G[i].buffer,
-                                         s[1].G[i].byte_offset, s[0].grad[i],
-                                         sizes[i] * 4));
-    FERRY_OK_(ferry_stream_synchronize(s[1].s)); /* before grad changes */
+    scen_copy_grads(&s[1], &s[0]);
     for (int b = 0; b < 2; b++)
       FERRY_OK_(ferry_adan_step(opt[b], P[b], G[b], NT, s[b].s));
   }
   for (int i = 0; i < NT; i++) {
-    float *p0 = malloc(sizes[i] * 4), *p1 = malloc(sizes[i] * 4);
+    float *p0 = scen_read_params(&s[0], i), *p1 = scen_read_params(&s[1], i);
     double *r = malloc(sizes[i] * sizeof(double));
-    scen_get_params(&s[0], i, p0);
-    scen_get_params(&s[1], i, p1);
     for (uint64_t j = 0; j < sizes[i]; j++)
       r[j] = p1[j];
     double e = rel_err(p0, r, sizes[i]);

@@ -163,6 +163,24 @@ static char *npy(const char *descr, const char *shape, const void *data,
   return p;
 }
 
+/* Temporary files are removed and their paths freed as soon as a case is
+ * done with them. */
+static void remove_temp(char *path) {
+  unlink(path);
+  free(path);
+}
+
+/* A malformed edge-list file at `path` (removed here): refused as
+ * FERRY_ERR_BAD_FORMAT with `needle` in the message. */
+static void expect_bad_format(ferry_context *ctx, char *path,
+                              const char *needle) {
+  ferry_graph *g = NULL;
+  FERRY_EXPECT(ferry_graph_load_edge_list(ctx, NULL, path, 0, &g),
+               FERRY_ERR_BAD_FORMAT);
+  FERRY_EXPECT_MESSAGE(needle);
+  remove_temp(path);
+}
+
 Test(graph, edge_list_files) {
   ferry_context *ctx = ferry_test_context();
   ferry_graph *g = NULL;
@@ -178,8 +196,7 @@ Test(graph, edge_list_files) {
   free(ro);
   free(rc);
   ferry_graph_destroy(g);
-  unlink(p);
-  free(p);
+  remove_temp(p);
   const char *bad[] = {"0 1\n1 x\n", "0 1\n2\n", "0 1 2\n", "0 -1\n"};
   const char *where[] = {":2:", ":2:", ":1:", "negative"};
   for (int i = 0; i < 4; i++) {
@@ -188,8 +205,7 @@ Test(graph, edge_list_files) {
     cr_assert(st == FERRY_ERR_BAD_FORMAT || st == FERRY_ERR_OUT_OF_RANGE,
               "case %d: %s", i, ferry_status_string(st));
     FERRY_EXPECT_MESSAGE(where[i]);
-    unlink(p);
-    free(p);
+    remove_temp(p);
   }
   FERRY_EXPECT(ferry_graph_load_edge_list(ctx, NULL, "/nonexistent/x", 0, &g),
                FERRY_ERR_IO);
@@ -208,27 +224,11 @@ Test(graph, edge_list_files) {
     free(ro);
     free(rc);
     ferry_graph_destroy(g);
-    unlink(p);
-    free(p);
+    remove_temp(p);
   }
-  p = npy("<i8", "(4, 2)", e64, sizeof e64, 5);
-  FERRY_EXPECT(ferry_graph_load_edge_list(ctx, NULL, p, 0, &g),
-               FERRY_ERR_BAD_FORMAT);
-  FERRY_EXPECT_MESSAGE("truncated");
-  unlink(p);
-  free(p);
-  p = npy("<i8", "(4, 3)", e64, sizeof e64, 0);
-  FERRY_EXPECT(ferry_graph_load_edge_list(ctx, NULL, p, 0, &g),
-               FERRY_ERR_BAD_FORMAT);
-  FERRY_EXPECT_MESSAGE("shape");
-  unlink(p);
-  free(p);
-  p = npy("<f4", "(4, 2)", e32, sizeof e32, 0);
-  FERRY_EXPECT(ferry_graph_load_edge_list(ctx, NULL, p, 0, &g),
-               FERRY_ERR_BAD_FORMAT);
-  FERRY_EXPECT_MESSAGE("dtype");
-  unlink(p);
-  free(p);
+  expect_bad_format(ctx, npy("<i8", "(4, 2)", e64, sizeof e64, 5), "truncated");
+  expect_bad_format(ctx, npy("<i8", "(4, 3)", e64, sizeof e64, 0), "shape");
+  expect_bad_format(ctx, npy("<f4", "(4, 2)", e32, sizeof e32, 0), "dtype");
   ferry_context_destroy(ctx);
 }
 
@@ -288,13 +288,19 @@ Test(graph, rmat) {
   ferry_context_destroy(ctx);
 }
 
-Test(graph, cora) {
-  ferry_context *ctx = ferry_test_context();
+/* Cora from the shared data directory (two tests read it). */
+static ferry_linqs *load_cora(ferry_context *ctx) {
   char prefix[512];
   snprintf(prefix, sizeof prefix, "%s/data/graphs/cora/cora",
            ferry_test_shared_dir());
   ferry_linqs *d = NULL;
   FERRY_OK_(ferry_linqs_load(ctx, NULL, prefix, &d));
+  return d;
+}
+
+Test(graph, cora) {
+  ferry_context *ctx = ferry_test_context();
+  ferry_linqs *d = load_cora(ctx);
   cr_assert_eq(d->num_nodes, 2708);
   cr_assert_eq(d->num_features, 1433);
   cr_assert_eq(d->num_classes, 7);
@@ -383,11 +389,7 @@ Test(graph, linqs_malformed) {
  * context, no host round trip), and compare with the loaded features. */
 Test(graph, cora_sample_then_gather) {
   ferry_context *ctx = ferry_test_context();
-  char prefix[512];
-  snprintf(prefix, sizeof prefix, "%s/data/graphs/cora/cora",
-           ferry_test_shared_dir());
-  ferry_linqs *d = NULL;
-  FERRY_OK_(ferry_linqs_load(ctx, NULL, prefix, &d));
+  ferry_linqs *d = load_cora(ctx);
   ferry_table *t = NULL;
   ferry_status st = ferry_linqs_feature_table(ctx, d, NULL, &t);
   if (st == FERRY_ERR_UNSUPPORTED) {

@@ -137,18 +137,25 @@ static void run_forward(const ferry_cpu_task *task, void *args) {
   free(scratch);
 }
 
-static ferry_status operand(const ferry_be_tensor *t, const char *arg,
-                            const char *op, const void **out) {
-  *out = NULL;
-  if (t == NULL)
-    return FERRY_OK;
-  *out = ferry_cpu_memref_addr(&t->mem);
-  if (*out == NULL)
-    return ferry_cpu_host->set_error(FERRY_ERR_INVALID_ARGUMENT,
-                                     "cpu %s: argument '%s' has no host "
-                                     "address",
-                                     op, arg);
-  return FERRY_OK;
+/* An operand's host address (NULL for an absent operand). Both ops take
+ * every operand in one run of calls: the first failure is kept in *st and
+ * the calls after it do nothing, so its message names that operand. */
+static void *host_addr(const ferry_be_tensor *t, const char *arg,
+                       const char *op, ferry_status *st) {
+  if (*st != FERRY_OK || t == NULL)
+    return NULL;
+  void *p = ferry_cpu_memref_addr(&t->mem);
+  if (p == NULL)
+    *st = ferry_cpu_host->set_error(FERRY_ERR_INVALID_ARGUMENT,
+                                    "cpu %s: argument '%s' has no host "
+                                    "address",
+                                    op, arg);
+  return p;
+}
+
+/* A parameter's dtype; an absent one counts as f32 (params_f32 fills it). */
+static ferry_dtype param_dtype(const ferry_be_tensor *t) {
+  return t ? t->dtype : FERRY_DTYPE_F32;
 }
 
 ferry_status ferry_cpu_op_norm_forward(
@@ -158,28 +165,24 @@ ferry_status ferry_cpu_op_norm_forward(
     const ferry_be_tensor *mean, const ferry_be_tensor *rstd) {
   fwd_args a;
   memset(&a, 0, sizeof a);
-  const void *px, *py, *pm, *pr;
-  ferry_status st;
-  if ((st = operand(x, "x", l->op, &px)) != FERRY_OK ||
-      (st = operand(y, "y", l->op, &py)) != FERRY_OK ||
-      (st = operand(gamma, "gamma", l->op, &a.gamma)) != FERRY_OK ||
-      (st = operand(beta, "beta", l->op, &a.beta)) != FERRY_OK ||
-      (st = operand(mean, "mean", l->op, &pm)) != FERRY_OK ||
-      (st = operand(rstd, "rstd", l->op, &pr)) != FERRY_OK)
+  ferry_status st = FERRY_OK;
+  a.x = host_addr(x, "x", l->op, &st);
+  a.y = host_addr(y, "y", l->op, &st);
+  a.gamma = host_addr(gamma, "gamma", l->op, &st);
+  a.beta = host_addr(beta, "beta", l->op, &st);
+  a.mean = host_addr(mean, "mean", l->op, &st);
+  a.rstd = host_addr(rstd, "rstd", l->op, &st);
+  if (st != FERRY_OK)
     return st;
   a.kind = kind;
   a.eps = eps;
   a.dt = x->dtype;
   a.rows = x->shape[0];
   a.cols = x->shape[1];
-  a.x = px;
   a.x_ld = x->strides[0];
-  a.y = (char *)py;
   a.y_ld = y->strides[0];
-  a.gamma_dt = gamma ? gamma->dtype : FERRY_DTYPE_F32;
-  a.beta_dt = beta ? beta->dtype : FERRY_DTYPE_F32;
-  a.mean = (float *)pm;
-  a.rstd = (float *)pr;
+  a.gamma_dt = param_dtype(gamma);
+  a.beta_dt = param_dtype(beta);
   return ferry_cpu_enqueue(s, l, run_forward, &a, sizeof a, NULL);
 }
 
@@ -246,34 +249,27 @@ ferry_status ferry_cpu_op_norm_backward(
     const ferry_be_tensor *dgamma, const ferry_be_tensor *dbeta) {
   bwd_args a;
   memset(&a, 0, sizeof a);
-  const void *pdy, *px, *pdx, *pm, *pr, *pdg, *pdb;
-  ferry_status st;
-  if ((st = operand(dy, "dy", l->op, &pdy)) != FERRY_OK ||
-      (st = operand(x, "x", l->op, &px)) != FERRY_OK ||
-      (st = operand(gamma, "gamma", l->op, &a.gamma)) != FERRY_OK ||
-      (st = operand(mean, "mean", l->op, &pm)) != FERRY_OK ||
-      (st = operand(rstd, "rstd", l->op, &pr)) != FERRY_OK ||
-      (st = operand(dx, "dx", l->op, &pdx)) != FERRY_OK ||
-      (st = operand(dgamma, "dgamma", l->op, &pdg)) != FERRY_OK ||
-      (st = operand(dbeta, "dbeta", l->op, &pdb)) != FERRY_OK)
+  ferry_status st = FERRY_OK;
+  a.dy = host_addr(dy, "dy", l->op, &st);
+  a.x = host_addr(x, "x", l->op, &st);
+  a.gamma = host_addr(gamma, "gamma", l->op, &st);
+  a.mean = host_addr(mean, "mean", l->op, &st);
+  a.rstd = host_addr(rstd, "rstd", l->op, &st);
+  a.dx = host_addr(dx, "dx", l->op, &st);
+  a.dgamma = host_addr(dgamma, "dgamma", l->op, &st);
+  a.dbeta = host_addr(dbeta, "dbeta", l->op, &st);
+  if (st != FERRY_OK)
     return st;
   a.kind = kind;
   a.flags = flags;
   a.dt = x->dtype;
   a.rows = x->shape[0];
   a.cols = x->shape[1];
-  a.dy = pdy;
   a.dy_ld = dy->strides[0];
-  a.x = px;
   a.x_ld = x->strides[0];
-  a.dx = (char *)pdx;
   a.dx_ld = dx->strides[0];
-  a.gamma_dt = gamma ? gamma->dtype : FERRY_DTYPE_F32;
-  a.mean = pm;
-  a.rstd = pr;
-  a.dgamma = (void *)pdg;
-  a.dbeta = (void *)pdb;
-  a.dgamma_dt = dgamma ? dgamma->dtype : FERRY_DTYPE_F32;
-  a.dbeta_dt = dbeta ? dbeta->dtype : FERRY_DTYPE_F32;
+  a.gamma_dt = param_dtype(gamma);
+  a.dgamma_dt = param_dtype(dgamma);
+  a.dbeta_dt = param_dtype(dbeta);
   return ferry_cpu_enqueue(s, l, run_backward, &a, sizeof a, NULL);
 }

@@ -120,6 +120,24 @@ static void arg_ulong(args *a, cl_ulong v) {
 static void arg_float(args *a, cl_float v) {
   arg(a, sizeof v, &v);
 }
+/* The kernels take each operand as a few arguments in a row; these are its
+ * three shapes. A matrix: memory, offset, row stride. */
+static void arg_matrix(args *a, const norm_mem *m, const ferry_be_tensor *t) {
+  arg_mem(a, m);
+  arg_ulong(a, m->off);
+  arg_ulong(a, (cl_ulong)t->strides[0]);
+}
+/* A parameter vector (gamma, beta, their gradients): memory, offset, dtype. */
+static void arg_param(args *a, const norm_mem *m) {
+  arg_mem(a, m);
+  arg_ulong(a, m->off);
+  arg_int(a, m->dt);
+}
+/* A row statistic (mean, rstd; f32): memory, offset. */
+static void arg_stat(args *a, const norm_mem *m) {
+  arg_mem(a, m);
+  arg_ulong(a, m->off);
+}
 
 static ferry_status kernel(norm_call *c, const char *name, cl_kernel *out) {
   return ocl_kernel_create(&c->s->ctx->programs, "norm", ocl_source_norm, NULL,
@@ -197,6 +215,51 @@ static int row_per_item(ferry_be_stream *s, uint64_t cols) {
   return (type & CL_DEVICE_TYPE_CPU) != 0 && cols <= OCL_NORM_ROW_ITEM_COLS_CPU;
 }
 
+/* Geometry of the row kernels (forward, and the backward's dx): work-groups
+ * of OCL_NORM_ROWS_LOCAL rows with a row per item, or a row per group; at
+ * most OCL_NORM_MAX_GROUPS groups, each looping over the rows left. */
+static void rows_geometry(ferry_be_stream *s, cl_kernel k, int per_item,
+                          uint64_t rows, size_t *gws, size_t *lws) {
+  if (per_item) {
+    *lws = OCL_NORM_ROWS_LOCAL;
+    *gws = round_up(rows < (uint64_t)OCL_NORM_MAX_GROUPS * *lws
+                        ? (size_t)rows
+                        : (size_t)OCL_NORM_MAX_GROUPS * *lws,
+                    *lws);
+  } else {
+    *lws = group_local(k, s->ctx->dev->id);
+    *gws = (rows < OCL_NORM_MAX_GROUPS ? (size_t)rows : OCL_NORM_MAX_GROUPS) *
+           *lws;
+  }
+}
+
+/* A temporary device buffer of per-chunk partial sums (dgamma's or
+ * dbeta's), released with the call's operands; no memory where that
+ * gradient is not asked for. */
+static ferry_status partials_buffer(norm_call *c, int wanted, size_t bytes,
+                                    const char *what, norm_mem **out) {
+  norm_mem *m = &c->m[c->n++];
+  memset(m, 0, sizeof *m);
+  *out = m;
+  if (!wanted)
+    return FERRY_OK;
+  cl_int err;
+  m->mem = clCreateBuffer(c->s->ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  m->temp = 1;
+  if (m->mem == NULL || err != CL_SUCCESS) {
+    m->mem = NULL;
+    return ocl_fail(what, err);
+  }
+  return FERRY_OK;
+}
+
+/* Both ops end on one exit path, which releases whichever kernels the call
+ * got before it stopped (NULL: none). */
+static void release_kernel(cl_kernel k) {
+  if (k)
+    clReleaseKernel(k);
+}
+
 ferry_status ocl_op_norm_forward(ferry_be_stream *s, const ferry_be_launch *l,
                                  int kind, float eps, const ferry_be_tensor *x,
                                  const ferry_be_tensor *gamma,
@@ -215,69 +278,45 @@ ferry_status ocl_op_norm_forward(ferry_be_stream *s, const ferry_be_launch *l,
       (st = operand(&c, beta, "beta", 0, &mb)) != FERRY_OK ||
       (st = operand(&c, mean, "mean", 1, &mm)) != FERRY_OK ||
       (st = operand(&c, rstd, "rstd", 1, &mr)) != FERRY_OK)
-    goto fail;
+    goto done;
   uint64_t rows = (uint64_t)x->shape[0], cols = (uint64_t)x->shape[1];
   int per_item = row_per_item(s, cols);
   if ((st =
            kernel(&c, per_item ? "ferry_norm_fwd_rows" : "ferry_norm_fwd_group",
                   &k)) != FERRY_OK)
-    goto fail;
+    goto done;
   size_t lws, gws;
-  if (per_item) {
-    lws = OCL_NORM_ROWS_LOCAL;
-    gws = round_up(rows < (uint64_t)OCL_NORM_MAX_GROUPS * lws
-                       ? (size_t)rows
-                       : (size_t)OCL_NORM_MAX_GROUPS * lws,
-                   lws);
-  } else {
-    lws = group_local(k, s->ctx->dev->id);
-    gws =
-        (rows < OCL_NORM_MAX_GROUPS ? (size_t)rows : OCL_NORM_MAX_GROUPS) * lws;
-  }
+  rows_geometry(s, k, per_item, rows, &gws, &lws);
   args a = {k, 0, CL_SUCCESS};
   arg_int(&a, kind);
   arg_float(&a, eps);
   arg_int(&a, mx->dt);
   arg_ulong(&a, rows);
   arg_ulong(&a, cols);
-  arg_mem(&a, mx);
-  arg_ulong(&a, mx->off);
-  arg_ulong(&a, (cl_ulong)x->strides[0]);
-  arg_mem(&a, my);
-  arg_ulong(&a, my->off);
-  arg_ulong(&a, (cl_ulong)y->strides[0]);
-  arg_mem(&a, mg);
-  arg_ulong(&a, mg->off);
-  arg_int(&a, mg->dt);
-  arg_mem(&a, mb);
-  arg_ulong(&a, mb->off);
-  arg_int(&a, mb->dt);
-  arg_mem(&a, mm);
-  arg_ulong(&a, mm->off);
-  arg_mem(&a, mr);
-  arg_ulong(&a, mr->off);
+  arg_matrix(&a, mx, x);
+  arg_matrix(&a, my, y);
+  arg_param(&a, mg);
+  arg_param(&a, mb);
+  arg_stat(&a, mm);
+  arg_stat(&a, mr);
   if (!per_item)
     arg(&a, lws * sizeof(cl_float), NULL);
   if (a.err != CL_SUCCESS) {
     st = ocl_fail("clSetKernelArg (norm forward)", a.err);
-    goto fail;
+    goto done;
   }
   if ((st = ocl_watch_new(s, l, &w)) != FERRY_OK)
-    goto fail;
+    goto done;
   cl_event last = NULL;
   cl_int err = launch(&c, k, 1, &gws, &lws, &last);
   if (err != CL_SUCCESS) {
     ocl_watch_cancel(w);
     st = ocl_fail("clEnqueueNDRangeKernel (norm forward)", err);
-    goto fail;
+    goto done;
   }
   finish(&c, l->seq, w, &last);
-  clReleaseKernel(k);
-  call_release(&c);
-  return st;
-fail:
-  if (k)
-    clReleaseKernel(k);
+done:
+  release_kernel(k);
   call_release(&c);
   return st;
 }
@@ -302,48 +341,28 @@ ocl_op_norm_backward(ferry_be_stream *s, const ferry_be_launch *l, int kind,
       (st = operand(&c, dx, "dx", 1, &mdx)) != FERRY_OK ||
       (st = operand(&c, dgamma, "dgamma", 1, &mdg)) != FERRY_OK ||
       (st = operand(&c, dbeta, "dbeta", 1, &mdb)) != FERRY_OK)
-    goto fail;
+    goto done;
   uint64_t rows = (uint64_t)x->shape[0], cols = (uint64_t)x->shape[1];
   int per_item = row_per_item(s, cols);
   int partials = dgamma != NULL || dbeta != NULL;
   if ((st =
            kernel(&c, per_item ? "ferry_norm_bwd_rows" : "ferry_norm_bwd_group",
                   &kdx)) != FERRY_OK)
-    goto fail;
+    goto done;
   /* dx. */
   size_t lws, gws;
-  if (per_item) {
-    lws = OCL_NORM_ROWS_LOCAL;
-    gws = round_up(rows < (uint64_t)OCL_NORM_MAX_GROUPS * lws
-                       ? (size_t)rows
-                       : (size_t)OCL_NORM_MAX_GROUPS * lws,
-                   lws);
-  } else {
-    lws = group_local(kdx, s->ctx->dev->id);
-    gws =
-        (rows < OCL_NORM_MAX_GROUPS ? (size_t)rows : OCL_NORM_MAX_GROUPS) * lws;
-  }
+  rows_geometry(s, kdx, per_item, rows, &gws, &lws);
   args a = {kdx, 0, CL_SUCCESS};
   arg_int(&a, kind);
   arg_int(&a, mx->dt);
   arg_ulong(&a, rows);
   arg_ulong(&a, cols);
-  arg_mem(&a, mdy);
-  arg_ulong(&a, mdy->off);
-  arg_ulong(&a, (cl_ulong)dy->strides[0]);
-  arg_mem(&a, mx);
-  arg_ulong(&a, mx->off);
-  arg_ulong(&a, (cl_ulong)x->strides[0]);
-  arg_mem(&a, mg);
-  arg_ulong(&a, mg->off);
-  arg_int(&a, mg->dt);
-  arg_mem(&a, mm);
-  arg_ulong(&a, mm->off);
-  arg_mem(&a, mr);
-  arg_ulong(&a, mr->off);
-  arg_mem(&a, mdx);
-  arg_ulong(&a, mdx->off);
-  arg_ulong(&a, (cl_ulong)dx->strides[0]);
+  arg_matrix(&a, mdy, dy);
+  arg_matrix(&a, mx, x);
+  arg_param(&a, mg);
+  arg_stat(&a, mm);
+  arg_stat(&a, mr);
+  arg_matrix(&a, mdx, dx);
   if (!per_item)
     arg(&a, lws * sizeof(cl_float), NULL);
   /* dgamma/dbeta: chunks of rows, a partial per (chunk, column). */
@@ -357,53 +376,27 @@ ocl_op_norm_backward(ferry_be_stream *s, const ferry_be_launch *l, int kind,
     if (chunk_rows < (rows + max_chunks - 1) / max_chunks)
       chunk_rows = (rows + max_chunks - 1) / max_chunks;
     chunks = (rows + chunk_rows - 1) / chunk_rows;
-    cl_int err;
     size_t half_bytes = (size_t)(chunks * cols * sizeof(cl_float));
     norm_mem *pg, *pb;
-    /* Temporary device buffers, released with the call's operands. */
-    pg = &c.m[c.n++];
-    pb = &c.m[c.n++];
-    memset(pg, 0, sizeof *pg);
-    memset(pb, 0, sizeof *pb);
-    if (dgamma) {
-      pg->mem =
-          clCreateBuffer(s->ctx->cl, CL_MEM_READ_WRITE, half_bytes, NULL, &err);
-      pg->temp = 1;
-      if (pg->mem == NULL || err != CL_SUCCESS) {
-        pg->mem = NULL;
-        st = ocl_fail("clCreateBuffer (dgamma partials)", err);
-        goto fail;
-      }
-    }
-    if (dbeta) {
-      pb->mem =
-          clCreateBuffer(s->ctx->cl, CL_MEM_READ_WRITE, half_bytes, NULL, &err);
-      pb->temp = 1;
-      if (pb->mem == NULL || err != CL_SUCCESS) {
-        pb->mem = NULL;
-        st = ocl_fail("clCreateBuffer (dbeta partials)", err);
-        goto fail;
-      }
-    }
-    if ((st = kernel(&c, "ferry_norm_bwd_partial", &kp)) != FERRY_OK ||
+    if ((st = partials_buffer(&c, dgamma != NULL, half_bytes,
+                              "clCreateBuffer (dgamma partials)", &pg)) !=
+            FERRY_OK ||
+        (st = partials_buffer(&c, dbeta != NULL, half_bytes,
+                              "clCreateBuffer (dbeta partials)", &pb)) !=
+            FERRY_OK ||
+        (st = kernel(&c, "ferry_norm_bwd_partial", &kp)) != FERRY_OK ||
         (st = kernel(&c, "ferry_norm_bwd_final", &kf)) != FERRY_OK)
-      goto fail;
+      goto done;
     args p = {kp, 0, CL_SUCCESS};
     arg_int(&p, kind);
     arg_int(&p, mx->dt);
     arg_ulong(&p, rows);
     arg_ulong(&p, cols);
     arg_ulong(&p, chunk_rows);
-    arg_mem(&p, mdy);
-    arg_ulong(&p, mdy->off);
-    arg_ulong(&p, (cl_ulong)dy->strides[0]);
-    arg_mem(&p, mx);
-    arg_ulong(&p, mx->off);
-    arg_ulong(&p, (cl_ulong)x->strides[0]);
-    arg_mem(&p, mm);
-    arg_ulong(&p, mm->off);
-    arg_mem(&p, mr);
-    arg_ulong(&p, mr->off);
+    arg_matrix(&p, mdy, dy);
+    arg_matrix(&p, mx, x);
+    arg_stat(&p, mm);
+    arg_stat(&p, mr);
     arg_mem(&p, pg);
     arg_mem(&p, pb);
     args f = {kf, 0, CL_SUCCESS};
@@ -412,12 +405,8 @@ ocl_op_norm_backward(ferry_be_stream *s, const ferry_be_launch *l, int kind,
     arg_int(&f, (flags & FERRY_NORM_ACCUMULATE) != 0);
     arg_mem(&f, pg);
     arg_mem(&f, pb);
-    arg_mem(&f, mdg);
-    arg_ulong(&f, mdg->off);
-    arg_int(&f, mdg->dt);
-    arg_mem(&f, mdb);
-    arg_ulong(&f, mdb->off);
-    arg_int(&f, mdb->dt);
+    arg_param(&f, mdg);
+    arg_param(&f, mdb);
     a.err = p.err != CL_SUCCESS ? p.err : f.err;
     pgws[0] = round_up((size_t)cols, plws[0]);
     pgws[1] = (size_t)chunks;
@@ -425,10 +414,10 @@ ocl_op_norm_backward(ferry_be_stream *s, const ferry_be_launch *l, int kind,
   }
   if (a.err != CL_SUCCESS) {
     st = ocl_fail("clSetKernelArg (norm backward)", a.err);
-    goto fail;
+    goto done;
   }
   if ((st = ocl_watch_new(s, l, &w)) != FERRY_OK)
-    goto fail;
+    goto done;
   cl_event last = NULL;
   cl_int err = launch(&c, kdx, 1, &gws, &lws, &last);
   if (err == CL_SUCCESS && partials)
@@ -439,26 +428,16 @@ ocl_op_norm_backward(ferry_be_stream *s, const ferry_be_launch *l, int kind,
     if (last == NULL) { /* nothing was enqueued */
       ocl_watch_cancel(w);
       st = ocl_fail("clEnqueueNDRangeKernel (norm backward)", err);
-      goto fail;
+      goto done;
     }
     /* dx is queued, the parameter gradients are not: a deferred error. */
     ocl_report_command_error(s, l->seq, l->op, err);
   }
   finish(&c, l->seq, w, &last);
-  clReleaseKernel(kdx);
-  if (kp)
-    clReleaseKernel(kp);
-  if (kf)
-    clReleaseKernel(kf);
-  call_release(&c);
-  return st;
-fail:
-  if (kdx)
-    clReleaseKernel(kdx);
-  if (kp)
-    clReleaseKernel(kp);
-  if (kf)
-    clReleaseKernel(kf);
+done:
+  release_kernel(kdx);
+  release_kernel(kp);
+  release_kernel(kf);
   call_release(&c);
   return st;
 }

@@ -18,17 +18,12 @@ Needs torch and timm (tested: Debian's python3-torch 1.13 with timm 0.9.16
 from PyPI in a venv made with --system-site-packages). Each timing is the
 median of --reps steps after warm-up steps.
 """
-import argparse
-import json
-import os
 import platform
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 import torch
+
+import _report
 
 try:
     import timm
@@ -66,17 +61,6 @@ def profile(total, n=MULTI_TENSORS):
     return lens
 
 
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def timm_case(params, tensors, clip, reps):
     sizes = [params] if tensors == 1 else profile(params, tensors)
     ps = [torch.nn.Parameter(torch.full((n,), 0.0115)) for n in sizes]
@@ -89,36 +73,15 @@ def timm_case(params, tensors, clip, reps):
             torch.nn.utils.clip_grad_norm_(ps, 1.0)
         opt.step()
 
-    return median_time(step, reps)
+    return _report.median_time(step, reps)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--json", help="ferry-bench results to compare with")
-    ap.add_argument("--ferry-bench", help="run this ferry-bench first")
-    ap.add_argument("--backend", default="cpu")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=11)
-    ap.add_argument("--out", help="write the peer's times and ratios here")
-    a = ap.parse_args()
-    if a.json is None and a.ferry_bench is None:
-        ap.error("give --json or --ferry-bench")
-    path = a.json
-    if a.ferry_bench:
-        path = path or os.path.join(tempfile.mkdtemp(), "adan.json")
-        cmd = [a.ferry_bench, "adan", "--backend", a.backend, "--json", path]
-        if a.quick:
-            cmd.append("--quick")
-        subprocess.run(cmd, check=True)
-    with open(path) as f:
-        data = json.load(f)
-    results = [r for r in data["results"] if r.get("op") == "adan"
-               and r.get("backend") == a.backend]
+    a = _report.parse_args(__doc__)
+    data, path, results = _report.ferry_results(a, "adan")
     if not results:
         sys.exit("no adan results for backend %s in %s" % (a.backend, path))
-    threads = max(int(r["params"].get("threads", 1)) for r in results)
-    torch.set_num_threads(max(threads, 1))
+    _report.use_ferry_threads(results)
     machine = data.get("machine", {})
     print("machine: %s (%s cores); torch %s, timm %s, %d threads" %
           (machine.get("cpu_model", platform.processor()),
@@ -145,10 +108,10 @@ def main():
           "faster" % (worst["ratio"], worst["method"], worst["params"],
                       1.0 / worst["ratio"]))
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"torch": torch.__version__, "timm": timm.__version__,
-                       "threads": torch.get_num_threads(),
-                       "machine": machine, "results": rows}, f, indent=1)
+        _report.write_json(a.out, {"torch": torch.__version__,
+                                   "timm": timm.__version__,
+                                   "threads": torch.get_num_threads(),
+                                   "machine": machine, "results": rows})
 
 
 if __name__ == "__main__":

@@ -17,53 +17,18 @@ ids are uniform random int64 (repeats allowed), as in ferry-bench; `out` is
 allocated and touched once before timing; each timing is the median of
 --reps runs after a warm-up.
 """
-import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 import torch
+
+import _report
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--json", help="ferry-bench results to compare with")
-    ap.add_argument("--ferry-bench", help="run this ferry-bench first")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=11)
-    ap.add_argument("--out", help="write the peer's times and ratios here")
-    a = ap.parse_args()
-    if a.json is None and a.ferry_bench is None:
-        ap.error("give --json or --ferry-bench")
-    path = a.json
-    if a.ferry_bench:
-        path = path or os.path.join(tempfile.mkdtemp(), "gather.json")
-        cmd = [a.ferry_bench, "gather", "--backend", "cpu", "--json", path]
-        if a.quick:
-            cmd.append("--quick")
-        subprocess.run(cmd, check=True)
-    with open(path) as f:
-        data = json.load(f)
-    results = [r for r in data["results"]
-               if r.get("op") == "gather" and r.get("backend") == "cpu"]
+    a = _report.parse_args(__doc__, backend_option=False)
+    _, path, results = _report.ferry_results(a, "gather")
     gathers = [r for r in results if r["method"] == "host"]
     if not gathers:
         sys.exit("no cpu gather results in %s" % path)
@@ -72,8 +37,7 @@ def main():
         if r["method"] == "limit_pool_copy":
             p = r["params"]
             limits[(p["row_bytes"], p["dtype"], p["n"])] = r["gbps"]
-    threads = max(int(r["params"].get("threads", 1)) for r in gathers)
-    torch.set_num_threads(max(threads, 1))
+    _report.use_ferry_threads(gathers)
     print("torch %s, %d threads; ratio = ferry time / torch time "
           "(< 1: ferry faster); vs limit = GB/s / ferry's pool copy"
           % (torch.__version__, torch.get_num_threads()))
@@ -96,7 +60,7 @@ def main():
         ids = torch.randint(0, rows, (n,), dtype=torch.int64)
         out = torch.empty(n, cols, dtype=dt)
         out.zero_()
-        t_torch = median_time(
+        t_torch = _report.median_time(
             lambda: torch.index_select(table, 0, ids, out=out), a.reps)
         t_ferry = r["median_s"]
         payload = n * row_bytes
@@ -115,10 +79,9 @@ def main():
                          "torch_vs_limit": tl,
                          "judged": bool(r.get("judged"))})
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"torch": torch.__version__,
-                       "threads": torch.get_num_threads(),
-                       "results": out_rows}, f, indent=1)
+        _report.write_json(a.out, {"torch": torch.__version__,
+                                   "threads": torch.get_num_threads(),
+                                   "results": out_rows})
     return 0
 
 

@@ -23,16 +23,13 @@ kernel autograd calls, without autograd's bookkeeping), RMSNorm through
 autograd on the composed expression (what a torch 1.13 user runs). Inputs
 are random; each timing is the median of --reps runs after a warm-up.
 """
-import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import torch
+
+import _report
 
 EPS = 1e-5
 
@@ -128,34 +125,12 @@ def torch_case(kind, direction, rows, cols, dtype, reps, sets=1):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--json", help="ferry-bench results to compare with")
-    ap.add_argument("--ferry-bench", help="run this ferry-bench first")
-    ap.add_argument("--backend", default="cpu")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=11)
-    ap.add_argument("--out", help="write the peer's times and ratios here")
-    a = ap.parse_args()
-    if a.json is None and a.ferry_bench is None:
-        ap.error("give --json or --ferry-bench")
-    path = a.json
-    if a.ferry_bench:
-        path = path or os.path.join(tempfile.mkdtemp(), "layernorm.json")
-        cmd = [a.ferry_bench, "layernorm", "--backend", a.backend,
-               "--json", path]
-        if a.quick:
-            cmd.append("--quick")
-        subprocess.run(cmd, check=True)
-    with open(path) as f:
-        data = json.load(f)
-    results = [r for r in data["results"] if r.get("op") == "layernorm"
-               and r.get("backend") == a.backend]
+    a = _report.parse_args(__doc__)
+    _, path, results = _report.ferry_results(a, "layernorm")
     if not results:
         sys.exit("no layernorm results for backend %s in %s" %
                  (a.backend, path))
-    threads = max(int(r["params"].get("threads", 1)) for r in results)
-    torch.set_num_threads(max(threads, 1))
+    _report.use_ferry_threads(results)
     print("torch %s, %d threads; ratio = ferry time / torch time "
           "(< 1: ferry faster)" % (torch.__version__, torch.get_num_threads()))
     print("norm = ratio x (torch copy / ferry copy), each copy of the op's "
@@ -193,10 +168,9 @@ def main():
           (worst, "ferry no slower everywhere" if worst <= 1.0
            else "ferry slower somewhere"))
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"torch": torch.__version__,
-                       "threads": torch.get_num_threads(),
-                       "results": rows_out}, f, indent=1)
+        _report.write_json(a.out, {"torch": torch.__version__,
+                                   "threads": torch.get_num_threads(),
+                                   "results": rows_out})
     return 0
 
 
