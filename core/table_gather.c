@@ -30,12 +30,14 @@ static ferry_status check_gather_options(const ferry_gather_options *opts,
 }
 
 /* Memory a device kernel can read: a ferry buffer in device or pinned host
- * memory (a plain host pointer has no cl_mem or device address), or any host
- * memory on the cpu backend. */
+ * memory (a plain host pointer has no cl_mem or device address, and is
+ * HOST space), or any host memory on the cpu backend. An empty device
+ * buffer has no backend handle (the cuda and hip plugins allocate nothing
+ * for it) and is still device memory. */
 static bool device_visible(const ferry_context *ctx, const ferry_be_tensor *t) {
   if (ctx->be->flags & FERRY_BACKEND_FLAG_HOST_UNIFIED)
     return true;
-  return t->mem.buffer != NULL && t->mem.space != FERRY_MEMORY_HOST;
+  return t->mem.space != FERRY_MEMORY_HOST;
 }
 
 ferry_status ferry_gather(ferry_table *table, const ferry_tensor *ids,

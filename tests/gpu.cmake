@@ -42,7 +42,7 @@ set(ferry_gpu_common ${PROJECT_SOURCE_DIR}/backends/gpu_common)
 if(TARGET ferry-cuda)
   # Imported targets are per directory: find the toolkit again (cached).
   find_package(CUDAToolkit REQUIRED)
-  ferry_add_backend_test(cuda_native SOURCES test_gpu_native.c BACKENDS cuda
+  ferry_add_backend_test(cuda_native SOURCES test_gpu_native.c BACKENDS cuda NO_EMU
     LINK CUDA::cudart Threads::Threads)
   target_compile_definitions(test_cuda_native PRIVATE FERRY_GPU_CUDA)
   target_include_directories(test_cuda_native PRIVATE ${ferry_gpu_common})

@@ -28,7 +28,9 @@
 #include <hip/hip_fp16.h>
 #define FERRY_NORM_SHFL_XOR(v, o) __shfl_xor((v), (o))
 #else
+#if !defined(FERRY_GPU_EMU)
 #include <cuda_fp16.h>
+#endif
 #define FERRY_NORM_SHFL_XOR(v, o) __shfl_xor_sync(0xffffffffu, (v), (o))
 #endif
 
@@ -428,7 +430,7 @@ extern "C" __global__ void ferry_k_norm_fwd_warp(ferry_norm_fwd_params p) {
 
 // Dynamic shared memory: one float per warp of the block.
 extern "C" __global__ void ferry_k_norm_fwd_block(ferry_norm_fwd_params p) {
-  extern __shared__ float ferry_norm_fwd_sh[];
+  FERRY_GPU_DYNAMIC_SHARED(float, ferry_norm_fwd_sh);
   ferry_norm::dispatch_fwd<ferry_norm::FwdBlock>(p, ferry_norm_fwd_sh);
 }
 
@@ -437,7 +439,7 @@ extern "C" __global__ void ferry_k_norm_bwd_dx_warp(ferry_norm_bwd_params p) {
 }
 
 extern "C" __global__ void ferry_k_norm_bwd_dx_block(ferry_norm_bwd_params p) {
-  extern __shared__ float ferry_norm_bwd_sh[];
+  FERRY_GPU_DYNAMIC_SHARED(float, ferry_norm_bwd_sh);
   ferry_norm::dispatch_bwd<ferry_norm::BwdBlock>(p, ferry_norm_bwd_sh);
 }
 
