@@ -75,6 +75,15 @@ ferry_status ferry__verror(ferry_status status, const char *fmt, va_list ap) {
   return status;
 }
 
+ferry_status ferry__check_struct_size(const char *func, size_t given,
+                                      size_t min, size_t max,
+                                      const char *init) {
+  if (given >= min && given <= max)
+    return FERRY_OK;
+  return ferry__error(FERRY_ERR_STRUCT_SIZE,
+                      "%s: out->struct_size is %zu; use %s", func, given, init);
+}
+
 ferry_status ferry__error(ferry_status status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -251,11 +251,11 @@ ferry_status ferry_graph_get_info(const ferry_graph *graph,
   FERRY_ENTER();
   FERRY_CHECK_NULL(graph);
   FERRY_CHECK_NULL(out);
-  if (out->struct_size != sizeof(ferry_graph_info))
-    return ferry__error(FERRY_ERR_STRUCT_SIZE,
-                        "%s: out->struct_size is %zu; use "
-                        "FERRY_GRAPH_INFO_INIT",
-                        __func__, out->struct_size);
+  ferry_status st = ferry__check_struct_size(
+      __func__, out->struct_size, sizeof(ferry_graph_info),
+      sizeof(ferry_graph_info), "FERRY_GRAPH_INFO_INIT");
+  if (st != FERRY_OK)
+    return st;
   ferry_graph_info info;
   memset(&info, 0, sizeof info);
   info.struct_size = sizeof info;
@@ -265,8 +265,8 @@ ferry_status ferry_graph_get_info(const ferry_graph *graph,
   info.id_dtype = graph->id_dtype;
   info.placement = graph->placement;
   int64_t shape = graph->num_nodes + 1;
-  ferry_status st = ferry_tensor_make(graph->offsets, 0, FERRY_DTYPE_I64, 1,
-                                      &shape, &info.offsets);
+  st = ferry_tensor_make(graph->offsets, 0, FERRY_DTYPE_I64, 1, &shape,
+                         &info.offsets);
   shape = graph->num_edges;
   if (st == FERRY_OK)
     st = ferry_tensor_make(graph->cols, 0, graph->id_dtype, 1, &shape,

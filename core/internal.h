@@ -21,6 +21,12 @@ ferry_status ferry__error_deferred(ferry_status status, const char *op,
                                    uint64_t seq, const char *message);
 void ferry__clear_error(void);
 
+/* An output struct's struct_size must lie in [min, max] (from the first
+ * version's size to this build's); otherwise FERRY_ERR_STRUCT_SIZE, naming
+ * the INIT macro the caller should use. FERRY_OK when it does. */
+ferry_status ferry__check_struct_size(const char *func, size_t given,
+                                      size_t min, size_t max, const char *init);
+
 /* Argument checks that set a message naming the argument. */
 #define FERRY_CHECK_NULL(arg)                                                  \
   do {                                                                         \

@@ -592,10 +592,11 @@ ferry_status ferry_minibatch_block(const ferry_minibatch *mb, int i,
   FERRY_ENTER();
   FERRY_CHECK_NULL(mb);
   FERRY_CHECK_NULL(out);
-  if (out->struct_size != sizeof(ferry_block))
-    return ferry__error(FERRY_ERR_STRUCT_SIZE,
-                        "%s: out->struct_size is %zu; use FERRY_BLOCK_INIT",
-                        __func__, out->struct_size);
+  ferry_status st =
+      ferry__check_struct_size(__func__, out->struct_size, sizeof(ferry_block),
+                               sizeof(ferry_block), "FERRY_BLOCK_INIT");
+  if (st != FERRY_OK)
+    return st;
   if (i < 0 || i >= mb->num_blocks)
     return ferry__error(FERRY_ERR_OUT_OF_RANGE,
                         "%s: argument 'i' is %d, outside [0, %d)", __func__, i,
@@ -607,7 +608,7 @@ ferry_status ferry_minibatch_block(const ferry_minibatch *mb, int i,
   r.num_dst = b->num_dst;
   r.num_src = b->num_src;
   r.num_edges = b->num_edges;
-  ferry_status st = view(b->indptr.buf, b->num_dst + 1, &r.indptr);
+  st = view(b->indptr.buf, b->num_dst + 1, &r.indptr);
   if (st == FERRY_OK)
     st = view(b->indices.buf, b->num_edges, &r.indices);
   if (st == FERRY_OK)
@@ -635,12 +636,11 @@ ferry_status ferry_sampler_get_info(const ferry_sampler *sampler,
   FERRY_ENTER();
   FERRY_CHECK_NULL(sampler);
   FERRY_CHECK_NULL(out);
-  if (out->struct_size < SAMPLER_INFO_V1_SIZE ||
-      out->struct_size > sizeof(ferry_sampler_info))
-    return ferry__error(FERRY_ERR_STRUCT_SIZE,
-                        "%s: out->struct_size is %zu; use "
-                        "FERRY_SAMPLER_INFO_INIT",
-                        __func__, out->struct_size);
+  ferry_status st = ferry__check_struct_size(
+      __func__, out->struct_size, SAMPLER_INFO_V1_SIZE,
+      sizeof(ferry_sampler_info), "FERRY_SAMPLER_INFO_INIT");
+  if (st != FERRY_OK)
+    return st;
   ferry_sampler_info info;
   memset(&info, 0, sizeof info);
   info.num_layers = sampler->opts.num_layers;

@@ -205,12 +205,11 @@ ferry_status ferry_selector_get_info(const ferry_selector *sel,
   FERRY_ENTER();
   FERRY_CHECK_NULL(sel);
   FERRY_CHECK_NULL(out);
-  if (out->struct_size < SELECTOR_INFO_V1_SIZE ||
-      out->struct_size > sizeof(ferry_selector_info))
-    return ferry__error(FERRY_ERR_STRUCT_SIZE,
-                        "%s: out->struct_size is %zu; use "
-                        "FERRY_SELECTOR_INFO_INIT",
-                        __func__, out->struct_size);
+  ferry_status st = ferry__check_struct_size(
+      __func__, out->struct_size, SELECTOR_INFO_V1_SIZE,
+      sizeof(ferry_selector_info), "FERRY_SELECTOR_INFO_INIT");
+  if (st != FERRY_OK)
+    return st;
   ferry_selector_info info;
   memset(&info, 0, sizeof info);
   info.num_batches = sel->num_batches;

@@ -478,12 +478,11 @@ ferry_status ferry_table_get_info(const ferry_table *table,
   FERRY_CHECK_NULL(table);
   FERRY_CHECK_NULL(out);
   /* Callers built before host_threads existed pass the shorter size. */
-  if (out->struct_size < offsetof(ferry_table_info, host_threads) ||
-      out->struct_size > sizeof(ferry_table_info))
-    return ferry__error(FERRY_ERR_STRUCT_SIZE,
-                        "%s: out->struct_size is %zu; use "
-                        "FERRY_TABLE_INFO_INIT",
-                        __func__, out->struct_size);
+  ferry_status st = ferry__check_struct_size(
+      __func__, out->struct_size, offsetof(ferry_table_info, host_threads),
+      sizeof(ferry_table_info), "FERRY_TABLE_INFO_INIT");
+  if (st != FERRY_OK)
+    return st;
   ferry_table_info info;
   memset(&info, 0, sizeof info);
   info.struct_size = sizeof info;
