@@ -183,6 +183,15 @@ static cudaError_t fail(cudaError_t e) {
   return e;
 }
 
+/* Unlocks emu.lock (held by the caller) and returns the sticky error, if
+ * any, as the call's result: what every call that waits or checks ends
+ * with. */
+static cudaError_t unlock_with_sticky(void) {
+  cudaError_t e = emu.sticky;
+  pthread_mutex_unlock(&emu.lock);
+  return e == cudaSuccess ? cudaSuccess : fail(e);
+}
+
 /* Every call starts here: refused in a forked child, and after a sticky
  * error. */
 static cudaError_t enter(void) {
@@ -190,9 +199,7 @@ static cudaError_t enter(void) {
   if (emu.forked)
     return fail(cudaErrorInitializationError);
   pthread_mutex_lock(&emu.lock);
-  cudaError_t e = emu.sticky;
-  pthread_mutex_unlock(&emu.lock);
-  return e == cudaSuccess ? cudaSuccess : fail(e);
+  return unlock_with_sticky();
 }
 
 /* ---- address ranges ------------------------------------------------------ */
@@ -605,9 +612,7 @@ cudaError_t cudaDeviceSynchronize(void) {
       break;
     pthread_cond_wait(&emu.changed, &emu.lock);
   }
-  e = emu.sticky;
-  pthread_mutex_unlock(&emu.lock);
-  return e == cudaSuccess ? e : fail(e);
+  return unlock_with_sticky();
 }
 
 /* ---- memory -------------------------------------------------------------- */
@@ -830,9 +835,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     while (st->completed < target)
       pthread_cond_wait(&emu.changed, &emu.lock);
   }
-  e = emu.sticky;
-  pthread_mutex_unlock(&emu.lock);
-  return e == cudaSuccess ? e : fail(e);
+  return unlock_with_sticky();
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t s) {
@@ -958,9 +961,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
   uint64_t target = ev->recorded;
   while (ev->completed < target && emu.sticky == cudaSuccess)
     pthread_cond_wait(&emu.changed, &emu.lock);
-  e = emu.sticky;
-  pthread_mutex_unlock(&emu.lock);
-  return e == cudaSuccess ? e : fail(e);
+  return unlock_with_sticky();
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t ev) {
